@@ -1,0 +1,34 @@
+# seqlab: `make setup` then `make test` on a fresh machine; `make run` trains the main job.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN_ARGS ?= data=fashion_mnist
+
+.PHONY: setup data test run tensorboard clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# Fashion-MNIST from Debian's package: the real dataset that needs no download at run time.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "fashion-mnist: installed"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "fashion-mnist: run 'sudo apt-get install dataset-fashion-mnist' or put the IDX files in data/"; fi
+
+test:
+	$(PY) -m pytest -q
+
+run:
+	$(PY) -m src.run $(RUN_ARGS)
+
+tensorboard:
+	$(VENV)/bin/tensorboard --logdir outputs
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""seqlab: Hydra-configured experiments with recurrent sequence classifiers."""

@@ -1,0 +1,139 @@
+"""Image datasets held whole as uint8 tensors on the training device, read as sequences.
+
+Small datasets (MNIST is 47 MB) fit on any device, so batches are gathered and scaled where the
+model runs: no worker processes, no per-sample Python, no host-to-device copy per step.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor
+
+from src.image_files import TORCHVISION_CLASSES, load_decoded
+from src.schema import ConfigError
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """Train/val/test images (N, H, W) uint8 with labels, and how to batch and read them."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int
+    batch_size: int
+    eval_batch_size: int
+    view: str
+    permutation: Tensor  # order of the H*W pixels for the `permuted` view
+    mean: float = 0.0
+    std: float = 1.0
+
+    @property
+    def seq_len(self) -> int:
+        height, width = self.train_x.shape[1:]
+        return {"rows": height, "columns": width}.get(self.view, height * width)
+
+    @property
+    def input_size(self) -> int:
+        height, width = self.train_x.shape[1:]
+        return {"rows": width, "columns": height}.get(self.view, 1)
+
+    def to(self, device: torch.device | str) -> "SequenceData":
+        """Move every tensor to the device once."""
+        tensors = {f.name: getattr(self, f.name) for f in fields(self)}
+        moved = {name: value.to(device) for name, value in tensors.items() if isinstance(value, Tensor)}
+        return replace(self, **moved)
+
+    def as_sequences(self, images: Tensor) -> Tensor:
+        """Scale uint8 images (B, H, W) to [0, 1] as ToTensor does, normalise, and apply the view."""
+        x = (images.float() / 255.0 - self.mean) / self.std  # (B, H, W)
+        if self.view == "columns":
+            return x.transpose(1, 2)  # (B, W, H)
+        if self.view == "pixels":
+            return x.reshape(len(x), -1, 1)  # (B, H*W, 1)
+        if self.view == "permuted":
+            return x.reshape(len(x), -1)[:, self.permutation].unsqueeze(-1)  # (B, H*W, 1)
+        return x  # rows: (B, H, W)
+
+    def batches(
+        self, split: str, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield (sequences (B, T, F), labels (B,)) for one pass over a split; the last batch may be short."""
+        images, labels = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+        size = self.batch_size if split == "train" else self.eval_batch_size
+        order = torch.randperm(len(labels), generator=generator).to(labels.device) if shuffle else None
+        for start in range(0, len(labels), size):
+            index = slice(start, start + size) if order is None else order[start : start + size]
+            yield self.as_sequences(images[index]), labels[index]
+
+    def num_batches(self, split: str) -> int:
+        size = self.batch_size if split == "train" else self.eval_batch_size
+        return -(-len(getattr(self, f"{split}_y")) // size)
+
+
+def _assemble(
+    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_classes: int, *,
+    batch_size: int, eval_batch_size: int, val_size: int, view: str, permutation_seed: int,
+    normalize: bool, split_seed: int,
+) -> SequenceData:
+    if val_size >= len(train_y):
+        raise ConfigError("data.val_size", val_size, f"an integer below the training set size {len(train_y)}")
+    # A fixed split seed keeps the validation set the same across training seeds.
+    order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(split_seed))
+    val_index, train_index = order[:val_size], order[val_size:]
+    train_images = train_x[train_index]
+    mean, std = 0.0, 1.0
+    if normalize:  # statistics of the training split only: the test set must not leak into training
+        pixels = train_images.float() / 255.0
+        mean, std = pixels.mean().item(), pixels.std().item()
+    num_pixels = train_x.shape[1] * train_x.shape[2]
+    permutation = torch.randperm(num_pixels, generator=torch.Generator().manual_seed(permutation_seed))
+    return SequenceData(
+        train_x=train_images, train_y=train_y[train_index],
+        val_x=train_x[val_index], val_y=train_y[val_index],
+        test_x=test_x, test_y=test_y, num_classes=num_classes,
+        batch_size=batch_size, eval_batch_size=eval_batch_size, view=view,
+        permutation=permutation, mean=mean, std=std,
+    )
+
+
+def load_images(
+    dataset: str, root: str, download: bool, *, batch_size: int, eval_batch_size: int, val_size: int,
+    view: str, permutation_seed: int, normalize: bool, split_seed: int,
+) -> SequenceData:
+    """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
+    tensors = load_decoded(dataset, root, download)
+    num_classes = len(TORCHVISION_CLASSES[dataset].classes)
+    return _assemble(
+        tensors["train_x"], tensors["train_y"], tensors["test_x"], tensors["test_y"], num_classes,
+        batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,
+        permutation_seed=permutation_seed, normalize=normalize, split_seed=split_seed,
+    )
+
+
+def make_synthetic(
+    num_train: int, num_test: int, seq_len: int, input_size: int, num_classes: int, noise: float,
+    seed: int, *, batch_size: int, eval_batch_size: int, val_size: int, view: str,
+    permutation_seed: int, normalize: bool,
+) -> SequenceData:
+    """SYNTHETIC: one random template per class plus Gaussian noise, quantised to uint8 "images"."""
+    generator = torch.Generator().manual_seed(seed)
+    templates = torch.rand(num_classes, seq_len, input_size, generator=generator)
+
+    def sample(count: int) -> tuple[Tensor, Tensor]:
+        labels = torch.randint(num_classes, (count,), generator=generator)
+        jitter = noise * torch.randn(count, seq_len, input_size, generator=generator)
+        images = ((templates[labels] + jitter).clamp(0, 1) * 255).round().to(torch.uint8)
+        return images, labels
+
+    train_x, train_y = sample(num_train)
+    test_x, test_y = sample(num_test)
+    return _assemble(
+        train_x, train_y, test_x, test_y, num_classes,
+        batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,
+        permutation_seed=permutation_seed, normalize=normalize, split_seed=seed,
+    )
