@@ -2,14 +2,25 @@
 
 import os
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from src.train import TrainState
+# Keys that may change between a run and its resumption; any other difference in model or data refuses.
+RESUMABLE_CHANGES = {"data": {"root", "download", "eval_batch_size"}, "model": set()}
+
+
+@dataclass
+class TrainState:
+    """What the loop has done so far: enough to log, checkpoint and resume."""
+
+    epoch: int = 0
+    step: int = 0
+    best_val_acc: float = -1.0
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def write_atomically(obj: Any, path: Path) -> None:
@@ -24,7 +35,7 @@ def write_atomically(obj: Any, path: Path) -> None:
 
 
 def save_checkpoint(
-    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: "TrainState",
+    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
     generator: torch.Generator, config: dict, *, is_best: bool,
 ) -> None:
     """Write last.pt (and best.pt when the validation accuracy improved) with everything to resume."""
@@ -46,3 +57,37 @@ def save_checkpoint(
     write_atomically(checkpoint, directory / "last.pt")
     if is_best:
         write_atomically(checkpoint, directory / "best.pt")
+
+
+def _refuse_changes(saved: dict, config: dict, path: Path) -> None:
+    for section, free in RESUMABLE_CHANGES.items():
+        keys = (set(saved.get(section, {})) | set(config.get(section, {}))) - free
+        for key in sorted(keys):
+            before, now = saved.get(section, {}).get(key), config.get(section, {}).get(key)
+            if before != now:
+                raise ValueError(
+                    f"trainer.resume: {path} was written with {section}.{key}={before!r}, this run has "
+                    f"{now!r}; resume with the same {section} config or use a new hydra.run.dir"
+                )
+
+
+def load_compatible(path: Path, config: dict) -> dict:
+    """Load a checkpoint to resume from; refuse one written for another model or data."""
+    checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    _refuse_changes(checkpoint["config"], config, path)
+    return checkpoint
+
+
+def restore(
+    checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> TrainState:
+    """Put model, optimizer and every RNG back where the checkpoint left them."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    rng = checkpoint["rng"]
+    random.setstate(rng["python"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    generator.set_state(rng["shuffle"])
+    return TrainState(checkpoint["epoch"], checkpoint["step"], checkpoint["best_val_acc"], checkpoint["history"])

@@ -22,7 +22,8 @@ from torch.utils.tensorboard import SummaryWriter
 from src import tags
 from src.models import parameter_table
 from src.schema import ConfigError, register_schemas, validate
-from src.train import Diverged, TrainState, fit
+from src.checkpoints import TrainState, load_compatible, restore
+from src.train import Diverged, fit
 
 log = logging.getLogger(__name__)
 register_schemas()
@@ -49,7 +50,8 @@ def format_parameters(model: torch.nn.Module) -> tuple[str, int]:
     return "\n".join(lines), total
 
 
-def final_metrics(state: TrainState, status: str, num_params: int, seconds: float, device: str) -> dict:
+def final_metrics(state: TrainState, status: str, num_params: int, seconds: float, device: str,
+                  diverged_at: dict | None = None) -> dict:
     """metrics.json: the last epoch's figures, the best validation accuracy, and how the run ended."""
     last = state.history[-1] if state.history else {}
     figures = {
@@ -57,10 +59,31 @@ def final_metrics(state: TrainState, status: str, num_params: int, seconds: floa
         "val_acc": last.get(tags.VAL_ACC), "train_acc": last.get(tags.TRAIN_ACC),
         "train_loss": last.get(tags.TRAIN_LOSS), "best_val_acc": max(state.best_val_acc, 0.0),
         "epochs_completed": state.epoch, "num_params": num_params, "seconds": round(seconds, 3),
-        "device": device, "status": status,
+        "device": device, "status": status, "diverged_at": diverged_at,
     }
     # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
+
+
+def finished_metrics(run_dir: Path, epochs: int) -> dict | None:
+    """The metrics of a run in run_dir that already ended (all epochs done, or diverged), else None."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    done = metrics["status"] == "ok" and metrics["epochs_completed"] >= epochs
+    return metrics if done or metrics["status"] == "diverged" else None
+
+
+def write_json_atomically(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def sweep_score(metrics: dict) -> float:
+    """What the task returns: the final validation accuracy; sweepers cannot rank NaN, so failures get 0."""
+    return metrics["val_acc"] if metrics["status"] == "ok" and metrics["val_acc"] is not None else 0.0
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -68,6 +91,12 @@ def main(cfg: DictConfig) -> float:
     """Train one classifier; return the final validation accuracy for sweepers to optimise."""
     validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    last_checkpoint = run_dir / "checkpoints" / "last.pt"
+    checkpoint = load_compatible(last_checkpoint, config) if cfg.trainer.resume and last_checkpoint.is_file() else None
+    if checkpoint and (done := finished_metrics(run_dir, cfg.trainer.epochs)):
+        log.info("%s already finished (%s); nothing to resume", run_dir, done["status"])
+        return sweep_score(done)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.trainer.device)
@@ -78,29 +107,34 @@ def main(cfg: DictConfig) -> float:
     table, num_params = format_parameters(model)
     log.info("device %s; data %s view, %d steps of %d features; parameters:\n%s",
              device, data.view, data.seq_len, data.input_size, table)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    state, status, started = TrainState(), "ok", time.perf_counter()
-    with SummaryWriter(str(run_dir)) as writer:
+    generator = torch.Generator().manual_seed(cfg.seed)
+    state = TrainState()
+    if checkpoint:
+        state = restore(checkpoint, model, optimizer, generator)
+        log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
+    status, diverged_at, started = "ok", None, time.perf_counter()
+    # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
+    with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer:
         writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
         writer.add_text(tags.PARAMETERS_TEXT, table)
         try:
-            fit(model, data, optimizer, state, epochs=cfg.trainer.epochs,
-                generator=torch.Generator().manual_seed(cfg.seed),
+            fit(model, data, optimizer, state, epochs=cfg.trainer.epochs, generator=generator,
                 grad_clip_norm=cfg.trainer.grad_clip_norm, log_every_n_steps=cfg.trainer.log_every_n_steps,
-                writer=writer, progress=cfg.trainer.progress, checkpoint_dir=run_dir / "checkpoints",
-                config=config)
+                max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress, checkpoint_dir=last_checkpoint.parent, config=config)
         except Diverged as error:
-            status = "diverged"
+            status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
             log.error("diverged: %s; the last good checkpoint is kept", error)
-    metrics = final_metrics(state, status, num_params, time.perf_counter() - started, str(device))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    seconds = time.perf_counter() - started
+    metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at)
+    write_json_atomically(metrics, run_dir / "metrics.json")
     log.info("metrics: %s", json.dumps(metrics))
-    # Sweepers cannot rank NaN: a run that never validated gets the worst finite score.
-    return metrics["val_acc"] if status == "ok" and metrics["val_acc"] is not None else 0.0
+    return sweep_score(metrics)
 
 
 def one_line(error: BaseException) -> str:
     """Reduce an exception (Hydra's multi-line reports and their causes) to one readable line."""
+    if isinstance(error, OSError) and error.filename:
+        return f"cannot write {error.filename}: {error.strerror} (check hydra.run.dir / hydra.sweep.dir and free space)"
     parts = [error, error.__cause__] if error.__cause__ is not None else [error]
     if type(error).__name__ == "InstantiationException":  # its own text is only "Error in call to ..."
         parts = parts[1:] or parts

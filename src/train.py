@@ -4,7 +4,6 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,33 +13,29 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from src import tags
-from src.checkpoints import save_checkpoint
+from src.checkpoints import TrainState, save_checkpoint
 from src.data import SequenceData
 
 log = logging.getLogger(__name__)
 
 
 class Diverged(RuntimeError):
-    """The training loss stopped being a finite number."""
+    """The training loss became non-finite or exceeded the ceiling a healthy classifier never reaches."""
 
-    def __init__(self, epoch: int, step: int) -> None:
-        super().__init__(f"training loss is not finite at epoch {epoch}, step {step}")
+    def __init__(self, loss: float, epoch: int, step: int) -> None:
+        super().__init__(f"training loss {loss:.4g} at epoch {epoch}, step {step}")
         self.epoch, self.step = epoch, step
 
 
-@dataclass
-class TrainState:
-    """What the loop has done so far: enough to log, checkpoint and resume."""
-
-    epoch: int = 0
-    step: int = 0
-    best_val_acc: float = -1.0
-    history: list[dict[str, float]] = field(default_factory=list)
+def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> None:
+    """Raise Diverged if the loss is NaN/inf or above max_loss (None: no ceiling)."""
+    if not math.isfinite(loss) or (max_loss is not None and loss > max_loss):
+        raise Diverged(loss, epoch, step)
 
 
 def train_one_epoch(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
-    generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int,
+    generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int, max_loss: float | None,
     writer: SummaryWriter, progress: bool,
 ) -> tuple[float, float]:
     """Train over one shuffled pass of the training split; return its mean loss and accuracy."""
@@ -64,14 +59,12 @@ def train_one_epoch(
         correct += (logits.argmax(dim=1) == y).sum()
         if state.step % log_every_n_steps == 0:
             value = loss.item()
-            if not math.isfinite(value):
-                raise Diverged(state.epoch + 1, state.step)
+            check_loss(value, max_loss, state.epoch + 1, state.step)
             writer.add_scalar(tags.TRAIN_LOSS_STEP, value, state.step)
             bar.set_postfix(loss=f"{value:.4f}")
     count = len(data.train_y)
     mean_loss = loss_sum.item() / count
-    if not math.isfinite(mean_loss):
-        raise Diverged(state.epoch + 1, state.step)
+    check_loss(mean_loss, max_loss, state.epoch + 1, state.step)
     return mean_loss, correct.item() / count
 
 
@@ -92,7 +85,7 @@ def evaluate(model: nn.Module, data: SequenceData, split: str) -> tuple[float, f
 def fit(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
     epochs: int, generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int,
-    writer: SummaryWriter, progress: bool, checkpoint_dir: Path, config: dict,
+    max_loss: float | None, writer: SummaryWriter, progress: bool, checkpoint_dir: Path, config: dict,
 ) -> TrainState:
     """Train until `epochs`, evaluating val and test after each epoch and checkpointing it."""
     if state.epoch == 0:
@@ -102,7 +95,7 @@ def fit(
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(
             model, data, optimizer, state, generator=generator, grad_clip_norm=grad_clip_norm,
-            log_every_n_steps=log_every_n_steps, writer=writer, progress=progress,
+            log_every_n_steps=log_every_n_steps, max_loss=max_loss, writer=writer, progress=progress,
         )
         seconds = time.perf_counter() - started
         state.epoch += 1
@@ -125,8 +118,10 @@ def _evaluate_all(model: nn.Module, data: SequenceData) -> dict[str, float]:
 
 
 def _log_epoch(writer: SummaryWriter, state: TrainState, metrics: dict[str, float]) -> None:
+    # Every scalar shares the optimizer-step axis, so one purge_step cleans up after a killed run.
+    writer.add_scalar(tags.EPOCH, state.epoch, state.step)
     for tag, value in metrics.items():
-        writer.add_scalar(tag, value, state.epoch)
+        writer.add_scalar(tag, value, state.step)
     writer.flush()
     state.history.append({"epoch": state.epoch, **metrics})
     log.info("epoch %d: %s", state.epoch, "  ".join(f"{tag} {value:.4g}" for tag, value in metrics.items()))

@@ -1,4 +1,4 @@
-"""The real CLI in a subprocess: what it writes, and how it refuses bad input."""
+"""The real CLI in a subprocess: what it writes (bad input: test_resilience.py)."""
 
 import json
 
@@ -23,7 +23,9 @@ def test_run_writes_tensorboard_metrics_and_checkpoint(tmp_path):
     events = EventAccumulator(str(tmp_path)).Reload()
     scalars = set(events.Tags()["scalars"])
     assert set(tags.EPOCH_TAGS) | {tags.TRAIN_LOSS_STEP} <= scalars
-    assert [event.step for event in events.Scalars(tags.TEST_ACC)] == [0, 1, 2]  # 0: before training
+    steps_per_epoch = -(-1800 // 64)  # synthetic: 2000 - 200 validation images, batch 64
+    assert [event.step for event in events.Scalars(tags.TEST_ACC)] == [0, steps_per_epoch, 2 * steps_per_epoch]
+    assert [event.value for event in events.Scalars(tags.EPOCH)] == [0, 1, 2]  # 0: before training
     assert events.Scalars(tags.TEST_ACC)[-1].value == pytest.approx(metrics["test_acc"])
     assert {tags.CONFIG_TEXT + "/text_summary", tags.PARAMETERS_TEXT + "/text_summary"} <= set(events.Tags()["tensors"])
 
@@ -38,30 +40,6 @@ def test_real_idx_files_through_the_cli(tmp_path, idx_root):
                      "trainer.epochs=4", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "metrics.json").read_text())["test_acc"] >= 0.9
-
-
-BAD_INPUTS = [
-    ("model=grux", "Could not find 'model/grux'", "gru lstm rnn"),
-    ("model.hiden_size=3", "hiden_size", "RecurrentSchema"),
-    ("model.hidden_size=abc", "model.hidden_size=abc", "Integer"),
-    ("model.hidden_size=0", "model.hidden_size=0", "an integer > 0"),
-    ("model.head=first", "model.head='first'", "last | flatten | mean | max"),
-    ("model.dropout=1.0", "model.dropout=1.0", "[0, 1)"),
-    ("data.view=diagonal", "data.view='diagonal'", "rows | columns | pixels | permuted"),
-    ("trainer.device=tpu", "trainer.device='tpu'", "auto | cpu | cuda | cuda:N"),
-    ("optimizer.lr=-1", "optimizer.lr=-1", "a number > 0"),
-    ("trainer.epochs=-2", "trainer.epochs=-2", "an integer >= 0"),
-]
-
-
-@pytest.mark.parametrize(("override", "names", "allowed"), BAD_INPUTS)
-def test_bad_input_is_one_line_and_non_zero(tmp_path, override, names, allowed):
-    result = run_cli(*SMALL, override, f"hydra.run.dir={tmp_path}")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and names in last and allowed in last
-    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_full_error_shows_the_traceback(tmp_path):

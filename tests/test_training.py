@@ -18,7 +18,7 @@ def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainS
     state = TrainState()
     with SummaryWriter(str(tmp_path / "events")) as writer:
         fit(model, data, optimizer, state, epochs=epochs, generator=torch.Generator().manual_seed(seed),
-            grad_clip_norm=1.0, log_every_n_steps=5, writer=writer, progress=False,
+            grad_clip_norm=1.0, log_every_n_steps=5, max_loss=None, writer=writer, progress=False,
             checkpoint_dir=tmp_path / "checkpoints", config={"seed": seed})
     return state, model
 
