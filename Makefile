@@ -11,7 +11,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,sweep]"
 	touch $@
 
 # Fashion-MNIST from Debian's package: the real dataset that needs no download at run time.

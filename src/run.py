@@ -5,7 +5,6 @@ This is the only module that reads the config; everything below it takes plain o
 
 import json
 import logging
-import math
 import os
 import random
 import sys
@@ -15,14 +14,17 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
 from src.models import parameter_table
+from src.results import failed_metrics, final_metrics, finished_metrics, sweep_score, write_metrics
 from src.schema import ConfigError, register_schemas, validate
 from src.checkpoints import TrainState, load_compatible, restore
+from src.hparams import write_hparams
 from src.train import Diverged, fit
 
 log = logging.getLogger(__name__)
@@ -50,53 +52,27 @@ def format_parameters(model: torch.nn.Module) -> tuple[str, int]:
     return "\n".join(lines), total
 
 
-def final_metrics(state: TrainState, status: str, num_params: int, seconds: float, device: str,
-                  diverged_at: dict | None = None) -> dict:
-    """metrics.json: the last epoch's figures, the best validation accuracy, and how the run ended."""
-    last = state.history[-1] if state.history else {}
-    figures = {
-        "test_acc": last.get(tags.TEST_ACC), "test_loss": last.get(tags.TEST_LOSS),
-        "val_acc": last.get(tags.VAL_ACC), "train_acc": last.get(tags.TRAIN_ACC),
-        "train_loss": last.get(tags.TRAIN_LOSS), "best_val_acc": max(state.best_val_acc, 0.0),
-        "epochs_completed": state.epoch, "num_params": num_params, "seconds": round(seconds, 3),
-        "device": device, "status": status, "diverged_at": diverged_at,
-    }
-    # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
+def threads_per_job(requested: int | None, parallel_jobs: int | None) -> int | None:
+    """CPU threads for this job: as asked, else the cores shared among parallel jobs, else torch's default."""
+    if requested:
+        return requested
+    if parallel_jobs:
+        cores = os.cpu_count() or 1
+        return max(1, cores // (cores if parallel_jobs < 0 else parallel_jobs))
+    return None
 
 
-def finished_metrics(run_dir: Path, epochs: int) -> dict | None:
-    """The metrics of a run in run_dir that already ended (all epochs done, or diverged), else None."""
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    metrics = json.loads(path.read_text())
-    done = metrics["status"] == "ok" and metrics["epochs_completed"] >= epochs
-    return metrics if done or metrics["status"] == "diverged" else None
-
-
-def write_json_atomically(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def sweep_score(metrics: dict) -> float:
-    """What the task returns: the final validation accuracy; sweepers cannot rank NaN, so failures get 0."""
-    return metrics["val_acc"] if metrics["status"] == "ok" and metrics["val_acc"] is not None else 0.0
-
-
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    """Train one classifier; return the final validation accuracy for sweepers to optimise."""
+def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict:
+    """Build data, model and optimizer from the config, train (or resume), and write metrics.json."""
     validate(cfg)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     last_checkpoint = run_dir / "checkpoints" / "last.pt"
     checkpoint = load_compatible(last_checkpoint, config) if cfg.trainer.resume and last_checkpoint.is_file() else None
     if checkpoint and (done := finished_metrics(run_dir, cfg.trainer.epochs)):
         log.info("%s already finished (%s); nothing to resume", run_dir, done["status"])
-        return sweep_score(done)
+        return done
+    if threads := threads_per_job(cfg.trainer.num_threads, parallel_jobs):
+        torch.set_num_threads(threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.trainer.device)
@@ -105,8 +81,8 @@ def main(cfg: DictConfig) -> float:
                         seq_len=data.seq_len).to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     table, num_params = format_parameters(model)
-    log.info("device %s; data %s view, %d steps of %d features; parameters:\n%s",
-             device, data.view, data.seq_len, data.input_size, table)
+    log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
+             device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = TrainState()
     if checkpoint:
@@ -117,17 +93,41 @@ def main(cfg: DictConfig) -> float:
     with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer:
         writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
         writer.add_text(tags.PARAMETERS_TEXT, table)
+        write_hparams(writer, config)
         try:
             fit(model, data, optimizer, state, epochs=cfg.trainer.epochs, generator=generator,
                 grad_clip_norm=cfg.trainer.grad_clip_norm, log_every_n_steps=cfg.trainer.log_every_n_steps,
-                max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress, checkpoint_dir=last_checkpoint.parent, config=config)
+                max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress,
+                checkpoint_dir=last_checkpoint.parent, config=config)
         except Diverged as error:
             status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
             log.error("diverged: %s; the last good checkpoint is kept", error)
-    seconds = time.perf_counter() - started
-    metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at)
-    write_json_atomically(metrics, run_dir / "metrics.json")
+        seconds = time.perf_counter() - started
+        metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at)
+        writer.add_scalar(tags.FINAL_BEST_VAL_ACC, metrics["best_val_acc"], state.step)
+        writer.add_scalar(tags.FINAL_SECONDS, seconds, state.step)
+    write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))
+    return metrics
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Train one classifier; return the final validation accuracy for sweepers to optimise."""
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    try:
+        metrics = train_job(cfg, run_dir, parallel_jobs=hydra_config.launcher.get("n_jobs"))
+    except Exception as error:
+        if hydra_config.mode != RunMode.MULTIRUN:
+            raise
+        # In a sweep a failed job is recorded and the others go on; the sweep report lists every failure.
+        log.error("job failed: %s", one_line(error))
+        metrics = failed_metrics(one_line(error))
+        write_metrics(metrics, run_dir)
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # joblib's workers live on to run the next job on the same GPU
     return sweep_score(metrics)
 
 

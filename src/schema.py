@@ -78,6 +78,7 @@ class TrainerSchema:
     log_every_n_steps: int = 50
     progress: bool = True
     resume: bool = False
+    num_threads: int | None = None  # null: torch's default, or the cores shared among joblib's parallel jobs
     # Cross-entropy above this means the run has blown up (chance on 10 classes is 2.3); null: no ceiling.
     max_loss: float | None = 1000.0
 
@@ -123,6 +124,8 @@ def validate(cfg: DictConfig) -> None:
     _require(trainer.log_every_n_steps > 0, "trainer.log_every_n_steps", trainer.log_every_n_steps, "an integer > 0")
     clip = trainer.grad_clip_norm
     _require(clip is None or clip > 0, "trainer.grad_clip_norm", clip, "null or a number > 0")
+    threads = trainer.num_threads
+    _require(threads is None or threads > 0, "trainer.num_threads", threads, "null or an integer > 0")
     max_loss = trainer.max_loss
     _require(max_loss is None or max_loss > 0, "trainer.max_loss", max_loss, "null or a number > 0")
     _check_device(trainer.device)

@@ -14,6 +14,9 @@ LR = "lr"
 EPOCH_SECONDS = "epoch_seconds"
 SAMPLES_PER_SECOND = "samples_per_second"
 EPOCH_TAGS = (EPOCH, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC, LR, EPOCH_SECONDS, SAMPLES_PER_SECOND)
+# Logged once at the end of a run, for the HPARAMS dashboard.
+FINAL_BEST_VAL_ACC = "final/best_val_acc"
+FINAL_SECONDS = "final/seconds"
 CONFIG_TEXT = "config"
 PARAMETERS_TEXT = "parameters"
 

@@ -72,7 +72,7 @@ def test_trainer_defaults_and_run_directories():
     assert cfg.data.dataset == "mnist" and cfg.data.batch_size == 256 and cfg.data.root == "data"
     assert cfg.hydra.run.dir.startswith("outputs/runs/")
     sweep = OmegaConf.to_container(cfg.hydra.sweep)  # unresolved: the job number exists only in a sweep
-    assert sweep["dir"].startswith("outputs/multirun/") and sweep["subdir"] == "${hydra.job.num}"
+    assert sweep["dir"].startswith("outputs/multirun/") and sweep["subdir"].startswith("${hydra.job.num}_")
 
 
 @pytest.mark.parametrize(

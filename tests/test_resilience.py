@@ -77,13 +77,16 @@ def test_divergence_stops_the_run_and_exits_normally(tmp_path):
 def test_a_resumed_sweep_skips_finished_jobs_and_continues_the_others(tmp_path):
     sweep = ("-m", "data=synthetic", "model.hidden_size=8,16", f"hydra.sweep.dir={tmp_path}")
     assert run_cli(*sweep, "trainer.epochs=1").returncode == 0
-    (tmp_path / "1" / "metrics.json").unlink()  # job 1 "was killed" after its first epoch
+    jobs = sorted(path for path in tmp_path.iterdir() if path.is_dir())
+    assert [job.name.split("_")[0] for job in jobs] == ["0", "1"]
+    (jobs[1] / "metrics.json").unlink()  # job 1 "was killed" after its checkpoint, before its metrics
+    finished = (jobs[0] / "metrics.json").stat().st_mtime_ns
     result = run_cli(*sweep, "trainer.epochs=1", "trainer.resume=true")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("already finished") == 1 and result.stdout.count("resumed from") == 1
-    longer = run_cli(*sweep, "trainer.epochs=2", "trainer.resume=true")
-    assert longer.returncode == 0 and longer.stdout.count("resumed from") == 2
-    assert [metrics_of(tmp_path / job)["epochs_completed"] for job in ("0", "1")] == [2, 2]
+    assert sorted(path for path in tmp_path.iterdir() if path.is_dir()) == jobs  # the same job directories
+    assert (jobs[0] / "metrics.json").stat().st_mtime_ns == finished
+    assert [metrics_of(job)["status"] for job in jobs] == ["ok", "ok"]
 
 
 def corrupt_magic(root: Path) -> None:

@@ -1,0 +1,59 @@
+"""metrics.json: the final figures of one run, written atomically and read back by resumes and reports."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+from src import tags
+from src.checkpoints import TrainState
+
+METRICS_FILE = "metrics.json"
+
+
+def final_metrics(state: TrainState, status: str, num_params: int, seconds: float, device: str,
+                  diverged_at: dict | None = None) -> dict:
+    """The last epoch's figures, the best validation accuracy, and how the run ended."""
+    last = state.history[-1] if state.history else {}
+    figures = {
+        "test_acc": last.get(tags.TEST_ACC), "test_loss": last.get(tags.TEST_LOSS),
+        "val_acc": last.get(tags.VAL_ACC), "train_acc": last.get(tags.TRAIN_ACC),
+        "train_loss": last.get(tags.TRAIN_LOSS), "best_val_acc": max(state.best_val_acc, 0.0),
+        "epochs_completed": state.epoch, "num_params": num_params, "seconds": round(seconds, 3),
+        "device": device, "status": status, "diverged_at": diverged_at,
+    }
+    # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
+
+
+def failed_metrics(error: str) -> dict:
+    """What a job that raised leaves behind: status `failed` and the one-line error."""
+    return {**{key: None for key in tags.METRIC_KEYS}, "status": "failed", "error": error}
+
+
+def write_metrics(metrics: dict, run_dir: Path) -> None:
+    """Write metrics.json through a temporary file and a rename: never half a file."""
+    path = run_dir / METRICS_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    path = run_dir / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished_metrics(run_dir: Path, epochs: int) -> dict | None:
+    """The metrics of a run that already ended (all epochs done, or diverged), else None."""
+    metrics = read_metrics(run_dir)
+    if metrics is None:
+        return None
+    done = metrics["status"] == "ok" and metrics["epochs_completed"] >= epochs
+    return metrics if done or metrics["status"] == "diverged" else None
+
+
+def sweep_score(metrics: dict) -> float:
+    """What the task returns: the final validation accuracy; sweepers cannot rank NaN, so failures get 0."""
+    value = metrics.get("val_acc")
+    return value if metrics["status"] == "ok" and value is not None else 0.0

@@ -1,0 +1,165 @@
+"""Multiruns through the real CLI: launchers, the Optuna sweeper, HPARAMS, the sweep report."""
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from conftest import ROOT, run_cli
+from src import tags
+from src.hparams import HPARAM_KEYS, hparam_values
+from src.run import threads_per_job
+
+TINY = ("-m", "data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
+        "trainer.epochs=1", "trainer.log_every_n_steps=2")
+
+
+def sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    result = run_cli(*TINY, *overrides, f"hydra.sweep.dir={tmp_path}")
+    summary = tmp_path / "summary.csv"
+    rows = list(csv.DictReader(summary.open())) if summary.exists() else []
+    return result, rows
+
+
+def session_hparams(run_dir: Path) -> dict:
+    """The hyperparameters a run declared to TensorBoard's HPARAMS plugin."""
+    events = EventAccumulator(str(run_dir)).Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for key, value in start.hparams.items()}
+
+
+def test_basic_launcher_one_tensorboard_run_with_hparams_per_job(tmp_path):
+    result, rows = sweep(tmp_path, "model.hidden_size=8,12", "optimizer.lr=1e-3,3e-3")
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(path for path in tmp_path.iterdir() if path.is_dir())
+    assert [job.name.split("_")[0] for job in jobs] == ["0", "1", "2", "3"]
+    assert jobs[3].name.startswith("3_") and {"model.hidden_size=12", "optimizer.lr=0.003"} <= set(jobs[3].name[2:].split(","))
+    for job in jobs:
+        assert len(list(job.glob("events.out.tfevents.*"))) == 1  # one run per job, no sub-runs
+        declared = session_hparams(job)
+        config = json.loads(json.dumps(hparam_values({"data": {}, "optimizer": {"_target_": "x.Adam"}})))
+        assert set(declared) == set(config)  # the same keys in every job
+        assert declared["model.hidden_size"] == (12 if "hidden_size=12" in job.name else 8)
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
+    assert rows[0]["best"] == "*" and float(rows[0]["val_acc"]) == max(float(row["val_acc"]) for row in rows)
+    assert (tmp_path / "summary.md").read_text().count("| ok |") == 4 and (tmp_path / "summary.png").exists()
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes_with_shared_threads(tmp_path):
+    result, rows = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=rnn,gru,lstm")
+    assert result.returncode == 0, result.stderr
+    assert sorted(row["overrides"].split()[0] for row in rows) == ["data=synthetic"] * 3
+    assert {row["status"] for row in rows} == {"ok"} and len(rows) == 3
+    logs = [(job / "run.log").read_text() for job in tmp_path.glob("*_*") if job.is_dir()]
+    expected = threads_per_job(None, 2)
+    assert all(f"({expected} threads)" in log for log in logs)
+
+
+def test_a_failing_job_does_not_stop_the_sweep_and_every_failure_is_reported(tmp_path):
+    result, rows = sweep(tmp_path, "model.hidden_size=0,8,-3")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 2 of 3 jobs failed")
+    assert "model.hidden_size=0 is not allowed" in last and "model.hidden_size=-3 is not allowed" in last
+    assert [row["status"] for row in rows] == ["ok", "failed", "failed"]
+    assert rows[0]["best"] == "*" and "model.hidden_size=-3" in (tmp_path / "summary.md").read_text()
+
+
+def test_optuna_sweeper_three_seeded_trials(tmp_path):
+    result, rows = sweep(tmp_path, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, result.stderr
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
+    assert all("model.cell=" in row["overrides"] and "optimizer.lr=" in row["overrides"] for row in rows)
+    results = (tmp_path / "optimization_results.yaml").read_text()
+    assert "best_params" in results and f"best_value: {max(float(row['val_acc']) for row in rows)}" in results
+    # The sampler is seeded: the same study proposes the same trials again.
+    again, rows_again = sweep(tmp_path / "again", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
+    assert sorted(row["overrides"] for row in rows_again) == sorted(row["overrides"] for row in rows)
+
+
+def test_submitit_local_launcher(tmp_path):
+    result, rows = sweep(tmp_path, "hydra/launcher=submitit_local", "model.hidden_size=8,12")
+    assert result.returncode == 0, result.stderr
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"ok"}
+
+
+def test_report_command_regenerates_the_summary(tmp_path):
+    sweep(tmp_path, "model.hidden_size=8,12")
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        (tmp_path / name).unlink()
+    result = run_cli(str(tmp_path), module="src.report")
+    assert result.returncode == 0, result.stderr
+    assert "| * |" in result.stdout and (tmp_path / "summary.png").stat().st_size > 1000
+    empty = run_cli(str(tmp_path / "0_nothing"), module="src.report")
+    assert empty.returncode != 0 and empty.stderr.startswith("error: ")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str, body: dict | None = None) -> object:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
+    result, _ = sweep(tmp_path / "sweep", "model.hidden_size=8,12")
+    assert result.returncode == 0, result.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(tmp_path / "sweep"), "--host", "127.0.0.1",
+         "--port", str(port), "--load_fast=false", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}/data"
+    try:
+        runs: list = []
+        deadline = time.monotonic() + 60
+        while len(runs) < 2 and time.monotonic() < deadline:
+            try:
+                runs = get_json(f"{base}/runs")
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert sorted(run.split("_")[0] for run in runs) == ["0", "1"]
+        scalar_tags = get_json(f"{base}/plugin/scalars/tags")
+        assert all(tags.TEST_ACC in scalar_tags[run] for run in runs)
+        groups = get_json(f"{base}/plugin/hparams/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+            "colParams": [], "startIndex": 0, "sliceSize": 100,
+        })["sessionGroups"]
+        assert sorted(group["name"] for group in groups) == sorted(runs)  # exactly one row per job
+        for group in groups:
+            assert group["hparams"]["model.hidden_size"] == (12 if "hidden_size=12" in group["name"] else 8)
+            assert {metric["name"]["tag"] for metric in group["metricValues"]} >= {tags.VAL_ACC, tags.TEST_ACC}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("requested", "parallel", "expected"), [(3, 4, 3), (None, None, None)])
+def test_threads_per_job(requested, parallel, expected):
+    assert threads_per_job(requested, parallel) == expected
+
+
+def test_hparam_keys_are_the_same_whatever_the_config():
+    sgd = hparam_values({"data": {"dataset": "mnist"}, "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+                         "model": {"cell": "gru"}})
+    adam = hparam_values({"data": {}, "optimizer": {"_target_": "torch.optim.Adam", "betas": [0.9, 0.99]}})
+    assert set(sgd) == set(adam) == {"data", "optimizer", *HPARAM_KEYS}
+    assert (sgd["data"], sgd["optimizer"], sgd["model.cell"], adam["data"]) == ("mnist", "SGD", "gru", "synthetic")
+    assert all(isinstance(value, (bool, int, float, str)) for value in adam.values())
