@@ -2,7 +2,7 @@
 
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     best_val_acc: float = -1.0
+    best_epoch: int = 0
+    stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -35,17 +37,15 @@ def write_atomically(obj: Any, path: Path) -> None:
 
 
 def save_checkpoint(
-    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
+    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainState,
     generator: torch.Generator, config: dict, *, is_best: bool,
 ) -> None:
     """Write last.pt (and best.pt when the validation accuracy improved) with everything to resume."""
     checkpoint = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "epoch": state.epoch,
-        "step": state.step,
-        "best_val_acc": state.best_val_acc,
-        "history": state.history,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "state": asdict(state),
         "config": config,
         "rng": {
             "python": random.getstate(),
@@ -79,15 +79,17 @@ def load_compatible(path: Path, config: dict) -> dict:
 
 
 def restore(
-    checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator
 ) -> TrainState:
-    """Put model, optimizer and every RNG back where the checkpoint left them."""
+    """Put model, optimizer, scheduler and every RNG back where the checkpoint left them."""
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None and checkpoint["scheduler"] is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
     rng = checkpoint["rng"]
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     generator.set_state(rng["shuffle"])
-    return TrainState(checkpoint["epoch"], checkpoint["step"], checkpoint["best_val_acc"], checkpoint["history"])
+    return TrainState(**checkpoint["state"])

@@ -14,6 +14,14 @@ from src.image_files import TORCHVISION_CLASSES, load_decoded
 from src.schema import ConfigError
 
 
+IMAGE_SHAPE = (28, 28)  # every dataset of the MNIST family
+
+
+def sequence_shape(view: str, height: int, width: int) -> tuple[int, int]:
+    """(steps, features) of an image of height x width read in the given view."""
+    return {"rows": (height, width), "columns": (width, height)}.get(view, (height * width, 1))
+
+
 @dataclass(frozen=True)
 class SequenceData:
     """Train/val/test images (N, H, W) uint8 with labels, and how to batch and read them."""
@@ -24,7 +32,7 @@ class SequenceData:
     val_y: Tensor
     test_x: Tensor
     test_y: Tensor
-    num_classes: int
+    class_names: tuple[str, ...]
     batch_size: int
     eval_batch_size: int
     view: str
@@ -33,14 +41,16 @@ class SequenceData:
     std: float = 1.0
 
     @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
     def seq_len(self) -> int:
-        height, width = self.train_x.shape[1:]
-        return {"rows": height, "columns": width}.get(self.view, height * width)
+        return sequence_shape(self.view, *self.train_x.shape[1:])[0]
 
     @property
     def input_size(self) -> int:
-        height, width = self.train_x.shape[1:]
-        return {"rows": width, "columns": height}.get(self.view, 1)
+        return sequence_shape(self.view, *self.train_x.shape[1:])[1]
 
     def to(self, device: torch.device | str) -> "SequenceData":
         """Move every tensor to the device once."""
@@ -76,7 +86,7 @@ class SequenceData:
 
 
 def _assemble(
-    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_classes: int, *,
+    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, class_names: tuple[str, ...], *,
     batch_size: int, eval_batch_size: int, val_size: int, view: str, permutation_seed: int,
     normalize: bool, split_seed: int,
 ) -> SequenceData:
@@ -95,7 +105,7 @@ def _assemble(
     return SequenceData(
         train_x=train_images, train_y=train_y[train_index],
         val_x=train_x[val_index], val_y=train_y[val_index],
-        test_x=test_x, test_y=test_y, num_classes=num_classes,
+        test_x=test_x, test_y=test_y, class_names=class_names,
         batch_size=batch_size, eval_batch_size=eval_batch_size, view=view,
         permutation=permutation, mean=mean, std=std,
     )
@@ -107,9 +117,9 @@ def load_images(
 ) -> SequenceData:
     """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
     tensors = load_decoded(dataset, root, download)
-    num_classes = len(TORCHVISION_CLASSES[dataset].classes)
+    class_names = tuple(TORCHVISION_CLASSES[dataset].classes)
     return _assemble(
-        tensors["train_x"], tensors["train_y"], tensors["test_x"], tensors["test_y"], num_classes,
+        tensors["train_x"], tensors["train_y"], tensors["test_x"], tensors["test_y"], class_names,
         batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,
         permutation_seed=permutation_seed, normalize=normalize, split_seed=split_seed,
     )
@@ -133,7 +143,7 @@ def make_synthetic(
     train_x, train_y = sample(num_train)
     test_x, test_y = sample(num_test)
     return _assemble(
-        train_x, train_y, test_x, test_y, num_classes,
+        train_x, train_y, test_x, test_y, tuple(f"class {k}" for k in range(num_classes)),
         batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,
         permutation_seed=permutation_seed, normalize=normalize, split_seed=seed,
     )

@@ -12,15 +12,16 @@ METRICS_FILE = "metrics.json"
 
 
 def final_metrics(state: TrainState, status: str, num_params: int, seconds: float, device: str,
-                  diverged_at: dict | None = None) -> dict:
-    """The last epoch's figures, the best validation accuracy, and how the run ended."""
+                  diverged_at: dict | None, view: str, permutation_seed: int) -> dict:
+    """The last epoch's figures, the best validation accuracy, how the run ended, and how it read the data."""
     last = state.history[-1] if state.history else {}
     figures = {
         "test_acc": last.get(tags.TEST_ACC), "test_loss": last.get(tags.TEST_LOSS),
         "val_acc": last.get(tags.VAL_ACC), "train_acc": last.get(tags.TRAIN_ACC),
         "train_loss": last.get(tags.TRAIN_LOSS), "best_val_acc": max(state.best_val_acc, 0.0),
         "epochs_completed": state.epoch, "num_params": num_params, "seconds": round(seconds, 3),
-        "device": device, "status": status, "diverged_at": diverged_at,
+        "device": device, "status": status, "diverged_at": diverged_at, "stopped_early": state.stopped_early,
+        "view": view, "permutation_seed": permutation_seed if view == "permuted" else None,
     }
     # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
@@ -49,7 +50,7 @@ def finished_metrics(run_dir: Path, epochs: int) -> dict | None:
     metrics = read_metrics(run_dir)
     if metrics is None:
         return None
-    done = metrics["status"] == "ok" and metrics["epochs_completed"] >= epochs
+    done = metrics["status"] == "ok" and (metrics["epochs_completed"] >= epochs or metrics["stopped_early"])
     return metrics if done or metrics["status"] == "diverged" else None
 
 

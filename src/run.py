@@ -9,7 +9,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -20,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
-from src.models import parameter_table
+from src.models import format_parameters
 from src.results import failed_metrics, final_metrics, finished_metrics, sweep_score, write_metrics
 from src.schema import ConfigError, register_schemas, validate
 from src.checkpoints import TrainState, load_compatible, restore
@@ -41,15 +43,6 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ConfigError("trainer.device", name, f"cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     return device
-
-
-def format_parameters(model: torch.nn.Module) -> tuple[str, int]:
-    """The parameter table as Markdown (name, shape, count; total), and the total."""
-    rows, total = parameter_table(model)
-    lines = ["| name | shape | count |", "| --- | --- | ---: |"]
-    lines += [f"| {name} | {tuple(shape)} | {count:,} |" for name, shape, count in rows]
-    lines.append(f"| **total** | | **{total:,}** |")
-    return "\n".join(lines), total
 
 
 def threads_per_job(requested: int | None, parallel_jobs: int | None) -> int | None:
@@ -80,13 +73,17 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
     model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
+    scheduler = None
+    if cfg.scheduler:  # scheduler=none composes to an empty node
+        per_step = {"total_steps": max(1, cfg.trainer.epochs * data.num_batches("train"))}
+        scheduler = instantiate(cfg.scheduler)(optimizer, **(per_step if "OneCycleLR" in cfg.scheduler._target_ else {}))
     table, num_params = format_parameters(model)
     log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
              device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = TrainState()
     if checkpoint:
-        state = restore(checkpoint, model, optimizer, generator)
+        state = restore(checkpoint, model, optimizer, scheduler, generator)
         log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
     status, diverged_at, started = "ok", None, time.perf_counter()
     # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
@@ -97,13 +94,14 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
         try:
             fit(model, data, optimizer, state, epochs=cfg.trainer.epochs, generator=generator,
                 grad_clip_norm=cfg.trainer.grad_clip_norm, log_every_n_steps=cfg.trainer.log_every_n_steps,
-                max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress,
-                checkpoint_dir=last_checkpoint.parent, config=config)
+                max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress, run_dir=run_dir,
+                config=config, scheduler=scheduler, patience=cfg.trainer.early_stopping_patience)
         except Diverged as error:
             status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
             log.error("diverged: %s; the last good checkpoint is kept", error)
         seconds = time.perf_counter() - started
-        metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at)
+        metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at,
+                                cfg.data.view, cfg.data.permutation_seed)
         writer.add_scalar(tags.FINAL_BEST_VAL_ACC, metrics["best_val_acc"], state.step)
         writer.add_scalar(tags.FINAL_SECONDS, seconds, state.step)
     write_metrics(metrics, run_dir)
@@ -148,12 +146,12 @@ def one_line(error: BaseException) -> str:
     return " ".join(kept) or type(error).__name__
 
 
-def cli() -> None:
-    """Run the Hydra app; any error becomes one line and exit 1 (HYDRA_FULL_ERROR=1 shows the traceback)."""
+def cli(app: Callable[[], Any]) -> None:
+    """Run a Hydra app; any error becomes one line and exit 1 (HYDRA_FULL_ERROR=1 shows the traceback)."""
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of its multi-line report
     try:
-        main()
+        app()
     except Exception as error:
         if wants_traceback:
             raise
@@ -162,4 +160,4 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    cli(main)

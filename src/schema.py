@@ -74,10 +74,11 @@ class SyntheticSchema(BatchingSchema):
 class TrainerSchema:
     epochs: int = 5
     device: str = "auto"
-    grad_clip_norm: float | None = None
+    grad_clip_norm: float | None = 1.0  # recurrent cells can have exploding gradients; null turns it off
     log_every_n_steps: int = 50
     progress: bool = True
     resume: bool = False
+    early_stopping_patience: int | None = None  # stop after this many epochs without a better val/acc
     num_threads: int | None = None  # null: torch's default, or the cores shared among joblib's parallel jobs
     # Cross-entropy above this means the run has blown up (chance on 10 classes is 2.3); null: no ceiling.
     max_loss: float | None = 1000.0
@@ -124,6 +125,8 @@ def validate(cfg: DictConfig) -> None:
     _require(trainer.log_every_n_steps > 0, "trainer.log_every_n_steps", trainer.log_every_n_steps, "an integer > 0")
     clip = trainer.grad_clip_norm
     _require(clip is None or clip > 0, "trainer.grad_clip_norm", clip, "null or a number > 0")
+    patience = trainer.early_stopping_patience
+    _require(patience is None or patience > 0, "trainer.early_stopping_patience", patience, "null or an integer > 0")
     threads = trainer.num_threads
     _require(threads is None or threads > 0, "trainer.num_threads", threads, "null or an integer > 0")
     max_loss = trainer.max_loss

@@ -17,11 +17,13 @@ EPOCH_TAGS = (EPOCH, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_A
 # Logged once at the end of a run, for the HPARAMS dashboard.
 FINAL_BEST_VAL_ACC = "final/best_val_acc"
 FINAL_SECONDS = "final/seconds"
+PREDICTIONS = "predictions"  # image: a 5x5 grid of test images, every epoch
+CONFUSION = "confusion"  # image: the test confusion matrix, at the end
 CONFIG_TEXT = "config"
 PARAMETERS_TEXT = "parameters"
 
 # metrics.json: the final figures of a run.
 METRIC_KEYS = (
     "test_acc", "test_loss", "val_acc", "train_acc", "train_loss", "best_val_acc",
-    "epochs_completed", "num_params", "seconds", "device", "status", "diverged_at",
+    "epochs_completed", "num_params", "seconds", "device", "status", "diverged_at", "stopped_early", "view", "permutation_seed",
 )

@@ -12,7 +12,9 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from src import tags
+from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
+
+from src import pictures, tags
 from src.checkpoints import TrainState, save_checkpoint
 from src.data import SequenceData
 
@@ -36,9 +38,12 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
 def train_one_epoch(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
     generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int, max_loss: float | None,
-    writer: SummaryWriter, progress: bool,
+    writer: SummaryWriter, progress: bool, step_scheduler: LRScheduler | None = None,
 ) -> tuple[float, float]:
-    """Train over one shuffled pass of the training split; return its mean loss and accuracy."""
+    """Train over one shuffled pass of the training split; return its mean loss and accuracy.
+
+    `step_scheduler` is stepped after every optimizer step (OneCycleLR); epoch schedules are fit's job.
+    """
     model.train()
     # Sums stay on the device so the loop never waits for the GPU except at logging steps.
     loss_sum = torch.zeros((), device=data.train_y.device)
@@ -54,6 +59,8 @@ def train_one_epoch(
         if grad_clip_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
         optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
         state.step += 1
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(dim=1) == y).sum()
@@ -82,20 +89,31 @@ def evaluate(model: nn.Module, data: SequenceData, split: str) -> tuple[float, f
     return loss_sum.item() / count, correct.item() / count
 
 
+@torch.inference_mode()
+def predict(model: nn.Module, data: SequenceData, split: str) -> torch.Tensor:
+    """The predicted class of every sample of a split, in eval mode."""
+    model.eval()
+    return torch.cat([model(x).argmax(dim=1) for x, _ in data.batches(split)])
+
+
 def fit(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
     epochs: int, generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int,
-    max_loss: float | None, writer: SummaryWriter, progress: bool, checkpoint_dir: Path, config: dict,
+    max_loss: float | None, writer: SummaryWriter, progress: bool, run_dir: Path, config: dict,
+    scheduler: LRScheduler | ReduceLROnPlateau | None = None, patience: int | None = None,
 ) -> TrainState:
-    """Train until `epochs`, evaluating val and test after each epoch and checkpointing it."""
+    """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
+    val and test, drawing predictions and checkpointing after each epoch."""
     if state.epoch == 0:
         _log_epoch(writer, state, _evaluate_all(model, data))
     progress = progress and sys.stdout.isatty()
-    while state.epoch < epochs:
+    per_step = scheduler if isinstance(scheduler, OneCycleLR) else None
+    while state.epoch < epochs and not state.stopped_early:
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(
             model, data, optimizer, state, generator=generator, grad_clip_norm=grad_clip_norm,
             log_every_n_steps=log_every_n_steps, max_loss=max_loss, writer=writer, progress=progress,
+            step_scheduler=per_step,
         )
         seconds = time.perf_counter() - started
         state.epoch += 1
@@ -104,11 +122,43 @@ def fit(
             tags.LR: optimizer.param_groups[0]["lr"], tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(metrics[tags.VAL_ACC])
+        elif scheduler is not None and per_step is None:
+            scheduler.step()
         is_best = metrics[tags.VAL_ACC] > state.best_val_acc
-        state.best_val_acc = max(state.best_val_acc, metrics[tags.VAL_ACC])
+        if is_best:
+            state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
+        state.stopped_early = patience is not None and state.epoch - state.best_epoch >= patience
         _log_epoch(writer, state, metrics)
-        save_checkpoint(checkpoint_dir, model, optimizer, state, generator, config, is_best=is_best)
+        writer.add_figure(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step)  # closes it
+        save_checkpoint(run_dir / "checkpoints", model, optimizer, scheduler, state, generator, config,
+                        is_best=is_best)
+    if state.stopped_early:
+        log.info("early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
+                 patience, state.best_val_acc, state.best_epoch)
+    writer.add_figure(tags.CONFUSION, draw_confusion(model, data, run_dir), state.step)
     return state
+
+
+def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path):
+    """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes."""
+    count = pictures.GRID * pictures.GRID
+    images, labels = data.test_x[:count], data.test_y[:count]
+    with torch.inference_mode():
+        model.eval()
+        predicted = model(data.as_sequences(images)).argmax(dim=1)
+    figure = pictures.prediction_grid(images, predicted.cpu(), labels.cpu())
+    figure.savefig(run_dir / "predictions.png", dpi=80)
+    return figure
+
+
+def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path):
+    """confusion.png: the confusion matrix of the whole test set."""
+    counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
+    figure = pictures.confusion_figure(counts, data.class_names)
+    figure.savefig(run_dir / "confusion.png", dpi=80)
+    return figure
 
 
 def _evaluate_all(model: nn.Module, data: SequenceData) -> dict[str, float]:

@@ -31,6 +31,30 @@ def test_groups_have_the_promised_options():
     assert options("data") == ["fashion_mnist", "kmnist", "mnist", "synthetic"]
     assert options("optimizer") == ["adam", "adamw", "rmsprop", "sgd"]
     assert options("trainer") == ["default"]
+    assert options("scheduler") == ["cosine", "none", "onecycle", "plateau", "step"]
+    assert options("hparams_search") == ["lstm_optuna"]
+
+
+@pytest.mark.parametrize("option", options("scheduler"))
+def test_every_scheduler_composes_as_a_partial(option):
+    cfg = composed(f"scheduler={option}")
+    validate(cfg)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    if option == "none":
+        assert not cfg.scheduler
+        return
+    extra = {"total_steps": 10} if option == "onecycle" else {}
+    scheduler = instantiate(cfg.scheduler)(optimizer, **extra)
+    assert type(scheduler).__module__ == "torch.optim.lr_scheduler"
+
+
+def test_optuna_study_and_slurm_launcher_compose():
+    cfg = composed("hparams_search=lstm_optuna", hydra=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == 0
+    assert set(sweeper.params) == {"model.cell", "model.hidden_size", "model.num_layers", "model.dropout", "optimizer.lr"}
+    launcher = composed("hydra/launcher=slurm", hydra=True).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.timeout_min == 120
 
 
 @pytest.mark.parametrize("option", options("model"))

@@ -42,7 +42,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert run_cli(*LONG, f"hydra.run.dir={whole}").returncode == 0
     kill_mid_epoch(resumed)
-    assert torch.load(resumed / "checkpoints" / "last.pt", weights_only=False)["epoch"] >= 1
+    assert torch.load(resumed / "checkpoints" / "last.pt", weights_only=False)["state"]["epoch"] >= 1
     result = run_cli(*LONG, "trainer.resume=true", f"hydra.run.dir={resumed}")
     assert result.returncode == 0, result.stderr
     assert "resumed from" in result.stdout

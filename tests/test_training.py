@@ -19,7 +19,7 @@ def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainS
     with SummaryWriter(str(tmp_path / "events")) as writer:
         fit(model, data, optimizer, state, epochs=epochs, generator=torch.Generator().manual_seed(seed),
             grad_clip_norm=1.0, log_every_n_steps=5, max_loss=None, writer=writer, progress=False,
-            checkpoint_dir=tmp_path / "checkpoints", config={"seed": seed})
+            run_dir=tmp_path, config={"seed": seed})
     return state, model
 
 
@@ -31,7 +31,7 @@ def test_learns_an_easy_task_from_idx_files(idx_root, tmp_path):
     assert after[tags.TRAIN_LOSS] < state.history[1][tags.TRAIN_LOSS]
     assert state.epoch == 6 and state.step == 6 * -(-500 // 16)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
-    assert checkpoint["epoch"] == 6 and checkpoint["config"] == {"seed": 0}
+    assert checkpoint["state"]["epoch"] == 6 and checkpoint["config"] == {"seed": 0}
     model.load_state_dict(checkpoint["model"])
 
 
