@@ -27,6 +27,8 @@ def main(cfg: DictConfig) -> None:
     if not path.is_file():
         raise ConfigError("ckpt", str(path), "the path of a run's checkpoints/last.pt or best.pt")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict) or not {"model", "config", "state"} <= set(checkpoint):
+        raise ConfigError("ckpt", str(path), "a checkpoint written by src.run (with model, config and state)")
     saved = checkpoint["config"]
     data_config = {**saved["data"], **({"root": cfg.data_root} if cfg.data_root else {})}
     device = pick_device(cfg.device)

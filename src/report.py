@@ -20,10 +20,16 @@ COLUMNS = ("best", "job", "overrides", "status", "val_acc", "best_val_acc", "tes
 FAILED = ("failed", "unfinished")
 
 
+def _job_number(job: Path) -> int:
+    """Hydra's job number from a directory named `N_overrides`; -1 for runs gathered by hand."""
+    prefix = job.name.split("_")[0]
+    return int(prefix) if prefix.isdigit() else -1
+
+
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The job directories of a sweep (each holds .hydra/overrides.yaml), in job-number order."""
     jobs = [path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")]
-    return sorted(jobs, key=lambda path: int(path.name.split("_")[0]) if path.name.split("_")[0].isdigit() else -1)
+    return sorted(jobs, key=lambda job: (_job_number(job), job.name))
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -33,7 +39,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         overrides = [o for o in OmegaConf.load(job / ".hydra" / "overrides.yaml") if not o.startswith("trainer.resume")]
         metrics = read_metrics(job) or {"status": "unfinished", "error": "no metrics.json: killed or still running"}
         rows.append({
-            "best": "", "job": job.name.split("_")[0], "overrides": " ".join(overrides), "status": metrics["status"],
+            "best": "", "job": _job_number(job) if _job_number(job) >= 0 else job.name, "overrides": " ".join(overrides), "status": metrics["status"],
             "val_acc": metrics.get("val_acc"), "best_val_acc": metrics.get("best_val_acc"),
             "test_acc": metrics.get("test_acc"), "epochs": metrics.get("epochs_completed"),
             "seconds": metrics.get("seconds"), "error": metrics.get("error") or "",
