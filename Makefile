@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN_ARGS ?= data=fashion_mnist
+BENCH_ARGS ?= data=fashion_mnist model.hidden_size=128 trainer.device=cpu bench.steps=30
 
-.PHONY: setup data test run tensorboard clean
+.PHONY: setup data test run bench tensorboard clean
 
 setup: $(VENV)/.installed data
 
@@ -26,6 +27,10 @@ test:
 
 run:
 	$(PY) -m src.run $(RUN_ARGS)
+
+# The reference DataLoader loop against the framework's loop (bench.json in outputs/bench/...).
+bench:
+	$(PY) -m src.bench $(BENCH_ARGS)
 
 tensorboard:
 	$(VENV)/bin/tensorboard --logdir outputs

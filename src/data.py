@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from src.image_files import TORCHVISION_CLASSES, load_decoded
+from src.image_files import load_decoded
 from src.schema import ConfigError
 
 
@@ -60,7 +60,10 @@ class SequenceData:
 
     def as_sequences(self, images: Tensor) -> Tensor:
         """Scale uint8 images (B, H, W) to [0, 1] as ToTensor does, normalise, and apply the view."""
-        x = (images.float() / 255.0 - self.mean) / self.std  # (B, H, W)
+        return self.apply_view((images.float() / 255.0 - self.mean) / self.std)
+
+    def apply_view(self, x: Tensor) -> Tensor:
+        """Read float images (B, H, W) as sequences (B, T, F) in this data's view."""
         if self.view == "columns":
             return x.transpose(1, 2)  # (B, W, H)
         if self.view == "pixels":
@@ -117,7 +120,7 @@ def load_images(
 ) -> SequenceData:
     """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
     tensors = load_decoded(dataset, root, download)
-    class_names = tuple(TORCHVISION_CLASSES[dataset].classes)
+    class_names = tuple(tensors["classes"])
     return _assemble(
         tensors["train_x"], tensors["train_y"], tensors["test_x"], tensors["test_y"], class_names,
         batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,

@@ -3,12 +3,15 @@
 This is the only module that reads the config; everything below it takes plain objects and values.
 """
 
-import json
+import time
+
+STARTED = time.perf_counter()  # before the heavy imports: start-up is measured from here
+
+import json  # noqa: E402 (after the clock starts)
 import logging
 import os
 import random
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,8 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.trainer.device)
+    if cfg.trainer.precision == "fp16-mixed" and device.type != "cuda":
+        raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
     data = instantiate(cfg.data).to(device)
     model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
@@ -85,6 +90,7 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
     if checkpoint:
         state = restore(checkpoint, model, optimizer, scheduler, generator)
         log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
+    log.info("ready to train %.2f s after start (imports, config, data on %s, model)", time.perf_counter() - STARTED, device)
     status, diverged_at, started = "ok", None, time.perf_counter()
     # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
     with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer:
@@ -95,7 +101,8 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
             fit(model, data, optimizer, state, epochs=cfg.trainer.epochs, generator=generator,
                 grad_clip_norm=cfg.trainer.grad_clip_norm, log_every_n_steps=cfg.trainer.log_every_n_steps,
                 max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress, run_dir=run_dir,
-                config=config, scheduler=scheduler, patience=cfg.trainer.early_stopping_patience)
+                config=config, scheduler=scheduler, patience=cfg.trainer.early_stopping_patience,
+                precision=cfg.trainer.precision)
         except Diverged as error:
             status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
             log.error("diverged: %s; the last good checkpoint is kept", error)

@@ -35,10 +35,44 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
         raise Diverged(loss, epoch, step)
 
 
+# trainer.precision -> the autocast dtype (None: plain fp32). fp16 also needs a GradScaler (CUDA only).
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16-mixed": torch.float16}
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    dtype = AUTOCAST_DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def train_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+    grad_clip_norm: float | None, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch; returns the (detached) loss and logits."""
+    with autocast(x.device, precision):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    if grad_clip_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    return loss.detach(), logits.detach()
+
+
 def train_one_epoch(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
     generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int, max_loss: float | None,
     writer: SummaryWriter, progress: bool, step_scheduler: LRScheduler | None = None,
+    precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, float]:
     """Train over one shuffled pass of the training split; return its mean loss and accuracy.
 
@@ -52,17 +86,11 @@ def train_one_epoch(
     bar = tqdm(batches, total=data.num_batches("train"), desc=f"epoch {state.epoch + 1}", leave=False,
                disable=not progress, dynamic_ncols=True)
     for x, y in bar:
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-        optimizer.step()
+        loss, logits = train_step(model, x, y, optimizer, grad_clip_norm, precision, scaler)
         if step_scheduler is not None:
             step_scheduler.step()
         state.step += 1
-        loss_sum += loss.detach() * len(y)
+        loss_sum += loss * len(y)
         correct += (logits.argmax(dim=1) == y).sum()
         if state.step % log_every_n_steps == 0:
             value = loss.item()
@@ -76,14 +104,15 @@ def train_one_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: SequenceData, split: str) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: SequenceData, split: str, precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy of the model on a split, in eval mode."""
     model.eval()
     loss_sum = torch.zeros((), device=data.train_y.device)
     correct = torch.zeros((), device=data.train_y.device, dtype=torch.long)
     for x, y in data.batches(split):
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        with autocast(x.device, precision):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()
     count = len(getattr(data, f"{split}_y"))
     return loss_sum.item() / count, correct.item() / count
@@ -101,24 +130,26 @@ def fit(
     epochs: int, generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int,
     max_loss: float | None, writer: SummaryWriter, progress: bool, run_dir: Path, config: dict,
     scheduler: LRScheduler | ReduceLROnPlateau | None = None, patience: int | None = None,
+    precision: str = "fp32",
 ) -> TrainState:
     """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
     val and test, drawing predictions and checkpointing after each epoch."""
     if state.epoch == 0:
-        _log_epoch(writer, state, _evaluate_all(model, data))
+        _log_epoch(writer, state, _evaluate_all(model, data, precision))
     progress = progress and sys.stdout.isatty()
     per_step = scheduler if isinstance(scheduler, OneCycleLR) else None
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16-mixed" else None
     while state.epoch < epochs and not state.stopped_early:
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(
             model, data, optimizer, state, generator=generator, grad_clip_norm=grad_clip_norm,
             log_every_n_steps=log_every_n_steps, max_loss=max_loss, writer=writer, progress=progress,
-            step_scheduler=per_step,
+            step_scheduler=per_step, precision=precision, scaler=scaler,
         )
         seconds = time.perf_counter() - started
         state.epoch += 1
         metrics = {
-            tags.TRAIN_LOSS: train_loss, tags.TRAIN_ACC: train_acc, **_evaluate_all(model, data),
+            tags.TRAIN_LOSS: train_loss, tags.TRAIN_ACC: train_acc, **_evaluate_all(model, data, precision),
             tags.LR: optimizer.param_groups[0]["lr"], tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
@@ -161,9 +192,9 @@ def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path):
     return figure
 
 
-def _evaluate_all(model: nn.Module, data: SequenceData) -> dict[str, float]:
-    val_loss, val_acc = evaluate(model, data, "val") if len(data.val_y) else (math.nan, math.nan)
-    test_loss, test_acc = evaluate(model, data, "test")
+def _evaluate_all(model: nn.Module, data: SequenceData, precision: str) -> dict[str, float]:
+    val_loss, val_acc = evaluate(model, data, "val", precision) if len(data.val_y) else (math.nan, math.nan)
+    test_loss, test_acc = evaluate(model, data, "test", precision)
     return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc, tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
 
 

@@ -61,6 +61,14 @@ def test_every_scheduler_changes_the_learning_rate_as_documented(tmp_path):
     assert len(rates["plateau"]) == 3
 
 
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    result = run_cli(*SMALL, "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16", "trainer.device=cpu",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["test_acc"] > 0.5
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
     result = run_cli(*SMALL, "trainer.epochs=6", "trainer.early_stopping_patience=1", "optimizer.lr=1e-9",
                      f"hydra.run.dir={tmp_path}")

@@ -1,0 +1,144 @@
+"""`python -m src.bench [overrides]`: the reference recipes' DataLoader loop against the framework's
+loop, in one process, on the same data, model, optimizer step and seed; writes bench.json.
+
+Both loops call the same `train_step`; they differ only in how batches arrive. The reference loop
+does what torchvision's MNIST + ToTensor + DataLoader do for every sample (a PIL image, ToTensor,
+Normalize, collate in a worker process, copy to the device); the framework gathers batches from
+uint8 tensors already on the device.
+"""
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from src.data import SequenceData
+from src.run import cli, pick_device
+from src.schema import ConfigError, validate
+from src.train import evaluate, train_step
+
+log = logging.getLogger(__name__)
+LOOPS = ("reference", "framework")
+
+
+class ReferenceImages(Dataset):
+    """Per sample what torchvision's MNIST.__getitem__ does: a PIL image, then ToTensor and Normalize."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float) -> None:
+        self.images, self.labels = images.cpu(), labels.cpu()
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = Image.fromarray(self.images[index].numpy(), mode="L")
+        return self.transform(image), int(self.labels[index])
+
+
+def epoch_batches(loop: str, data: SequenceData, generator: torch.Generator, num_workers: int) -> Iterator:
+    """One shuffled pass over the training split as (sequences (B, T, F), labels) on the data's device."""
+    if loop == "framework":
+        yield from data.batches("train", shuffle=True, generator=generator)
+        return
+    dataset = ReferenceImages(data.train_x, data.train_y, data.mean, data.std)
+    loader = DataLoader(dataset, batch_size=data.batch_size, shuffle=True, num_workers=num_workers, generator=generator)
+    device = data.train_y.device
+    for images, labels in loader:  # images (B, 1, H, W)
+        yield data.apply_view(images.to(device).squeeze(1)), labels.to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
+    """Seconds per step over bench.steps steps (after warm-up), then s/epoch and test accuracy."""
+    torch.manual_seed(cfg.seed)
+    model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
+                        seq_len=data.seq_len).to(device)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    generator = torch.Generator().manual_seed(cfg.seed)
+    clip, precision, workers = cfg.trainer.grad_clip_norm, cfg.trainer.precision, cfg.bench.num_workers
+    endless = itertools.chain.from_iterable(epoch_batches(loop, data, generator, workers) for _ in itertools.count())
+    model.train()
+    for x, y in itertools.islice(endless, cfg.bench.warmup):
+        train_step(model, x, y, optimizer, clip, precision)
+    _sync(device)
+    started = time.perf_counter()
+    for x, y in itertools.islice(endless, cfg.bench.steps):
+        train_step(model, x, y, optimizer, clip, precision)
+    _sync(device)
+    result = {"s_per_step": (time.perf_counter() - started) / cfg.bench.steps}
+    if cfg.bench.epochs:
+        torch.manual_seed(cfg.seed)  # a fresh model: the same one the other loop trains
+        model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
+                            seq_len=data.seq_len).to(device)
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+        generator = torch.Generator().manual_seed(cfg.seed)
+        seconds = []
+        for _ in range(cfg.bench.epochs):
+            model.train()
+            started = time.perf_counter()
+            for x, y in epoch_batches(loop, data, generator, workers):
+                train_step(model, x, y, optimizer, clip, precision)
+            _sync(device)
+            seconds.append(time.perf_counter() - started)
+        # The first epoch pays for warm-up (worker start, allocator, cuDNN plans): report the others.
+        steady = seconds[1:] or seconds
+        result["s_per_epoch"] = sum(steady) / len(steady)
+        result["test_acc"] = evaluate(model, data, "test", precision)[1]
+    result["samples_per_second"] = data.batch_size / result["s_per_step"]
+    return result
+
+
+@hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Run the chosen loops, print the comparison and write bench.json into the run directory."""
+    validate(cfg)
+    if cfg.bench.which not in (*LOOPS, "both"):
+        raise ConfigError("bench.which", cfg.bench.which, "reference | framework | both")
+    if cfg.bench.steps <= 0:
+        raise ConfigError("bench.steps", cfg.bench.steps, "an integer > 0")
+    device = pick_device(cfg.trainer.device)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    data = instantiate(cfg.data).to(device)
+    loops = LOOPS if cfg.bench.which == "both" else (cfg.bench.which,)
+    results = {loop: measure(loop, cfg, data, device) for loop in loops}
+    report = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
+              "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+              "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size} head={cfg.model.head}",
+              "data": f"{cfg.data.get('dataset', 'synthetic')} {cfg.data.view} batch {cfg.data.batch_size}",
+              "steps": cfg.bench.steps, "epochs": cfg.bench.epochs, "precision": cfg.trainer.precision}
+    for loop, figures in results.items():
+        report.update({f"{loop}_{key}": value for key, value in figures.items()})
+    if len(results) == 2:
+        report["speedup"] = report["reference_s_per_step"] / report["framework_s_per_step"]
+    path = Path(HydraConfig.get().runtime.output_dir) / "bench.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"{report['model']}, {report['data']}, {report['device']}, torch {report['torch_version']}",
+             "| loop | s/step | samples/s | s/epoch | test acc |", "| --- | ---: | ---: | ---: | ---: |"]
+    for loop, figures in results.items():
+        epoch = f"{figures['s_per_epoch']:.2f}" if "s_per_epoch" in figures else "-"
+        accuracy = f"{figures['test_acc']:.4f}" if "test_acc" in figures else "-"
+        lines.append(f"| {loop} | {figures['s_per_step']:.4f} | {figures['samples_per_second']:.0f} | {epoch} | {accuracy} |")
+    if "speedup" in report:
+        lines.append(f"speedup (reference s/step / framework s/step): {report['speedup']:.2f}x")
+    log.info("\n".join(lines + [f"written: {path}"]))
+
+
+if __name__ == "__main__":
+    cli(main)
