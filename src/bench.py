@@ -26,7 +26,8 @@ from torchvision import transforms
 from src.data import SequenceData
 from src.run import cli, pick_device
 from src.schema import ConfigError, validate
-from src.train import evaluate, train_step
+from src.scoring import evaluate
+from src.train import train_step
 
 log = logging.getLogger(__name__)
 LOOPS = ("reference", "framework")

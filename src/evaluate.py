@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from src import pictures
 from src.run import cli, pick_device
 from src.schema import ConfigError
-from src.train import draw_confusion, draw_predictions, evaluate, predict
+from src.scoring import draw_confusion, draw_predictions, evaluate, predict
 
 log = logging.getLogger(__name__)
 

@@ -58,6 +58,21 @@ def threads_per_job(requested: int | None, parallel_jobs: int | None) -> int | N
     return None
 
 
+def build(cfg: DictConfig, device: torch.device) -> tuple:
+    """Data on the device, the model sized by it, its optimizer and (optional) scheduler."""
+    if cfg.trainer.precision == "fp16-mixed" and device.type != "cuda":
+        raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
+    data = instantiate(cfg.data).to(device)
+    model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
+                        seq_len=data.seq_len).to(device)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    scheduler = None
+    if cfg.scheduler:  # scheduler=none composes to an empty node
+        per_step = {"total_steps": max(1, cfg.trainer.epochs * data.num_batches("train"))}
+        scheduler = instantiate(cfg.scheduler)(optimizer, **(per_step if "OneCycleLR" in cfg.scheduler._target_ else {}))
+    return data, model, optimizer, scheduler
+
+
 def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict:
     """Build data, model and optimizer from the config, train (or resume), and write metrics.json."""
     validate(cfg)
@@ -72,16 +87,7 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.trainer.device)
-    if cfg.trainer.precision == "fp16-mixed" and device.type != "cuda":
-        raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
-    data = instantiate(cfg.data).to(device)
-    model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
-                        seq_len=data.seq_len).to(device)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    scheduler = None
-    if cfg.scheduler:  # scheduler=none composes to an empty node
-        per_step = {"total_steps": max(1, cfg.trainer.epochs * data.num_batches("train"))}
-        scheduler = instantiate(cfg.scheduler)(optimizer, **(per_step if "OneCycleLR" in cfg.scheduler._target_ else {}))
+    data, model, optimizer, scheduler = build(cfg, device)
     table, num_params = format_parameters(model)
     log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
              device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)

@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
-
-from src import pictures, tags
+from src import tags
 from src.checkpoints import TrainState, save_checkpoint
 from src.data import SequenceData
+from src.scoring import autocast, draw_confusion, draw_predictions, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,6 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
     """Raise Diverged if the loss is NaN/inf or above max_loss (None: no ceiling)."""
     if not math.isfinite(loss) or (max_loss is not None and loss > max_loss):
         raise Diverged(loss, epoch, step)
-
-
-# trainer.precision -> the autocast dtype (None: plain fp32). fp16 also needs a GradScaler (CUDA only).
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16-mixed": torch.float16}
-
-
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    dtype = AUTOCAST_DTYPES[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def train_step(
@@ -103,28 +94,6 @@ def train_one_epoch(
     return mean_loss, correct.item() / count
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, data: SequenceData, split: str, precision: str = "fp32") -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of the model on a split, in eval mode."""
-    model.eval()
-    loss_sum = torch.zeros((), device=data.train_y.device)
-    correct = torch.zeros((), device=data.train_y.device, dtype=torch.long)
-    for x, y in data.batches(split):
-        with autocast(x.device, precision):
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(dim=1) == y).sum()
-    count = len(getattr(data, f"{split}_y"))
-    return loss_sum.item() / count, correct.item() / count
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, data: SequenceData, split: str) -> torch.Tensor:
-    """The predicted class of every sample of a split, in eval mode."""
-    model.eval()
-    return torch.cat([model(x).argmax(dim=1) for x, _ in data.batches(split)])
-
-
 def fit(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
     epochs: int, generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int,
@@ -153,10 +122,7 @@ def fit(
             tags.LR: optimizer.param_groups[0]["lr"], tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
-        if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step(metrics[tags.VAL_ACC])
-        elif scheduler is not None and per_step is None:
-            scheduler.step()
+        _step_epoch_scheduler(scheduler, metrics[tags.VAL_ACC])
         is_best = metrics[tags.VAL_ACC] > state.best_val_acc
         if is_best:
             state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
@@ -172,24 +138,11 @@ def fit(
     return state
 
 
-def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path):
-    """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes."""
-    count = pictures.GRID * pictures.GRID
-    images, labels = data.test_x[:count], data.test_y[:count]
-    with torch.inference_mode():
-        model.eval()
-        predicted = model(data.as_sequences(images)).argmax(dim=1)
-    figure = pictures.prediction_grid(images, predicted.cpu(), labels.cpu())
-    figure.savefig(run_dir / "predictions.png", dpi=80)
-    return figure
-
-
-def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path):
-    """confusion.png: the confusion matrix of the whole test set."""
-    counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
-    figure = pictures.confusion_figure(counts, data.class_names)
-    figure.savefig(run_dir / "confusion.png", dpi=80)
-    return figure
+def _step_epoch_scheduler(scheduler: LRScheduler | ReduceLROnPlateau | None, val_acc: float) -> None:
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(val_acc)
+    elif scheduler is not None and not isinstance(scheduler, OneCycleLR):  # OneCycleLR steps every batch
+        scheduler.step()
 
 
 def _evaluate_all(model: nn.Module, data: SequenceData, precision: str) -> dict[str, float]:

@@ -6,7 +6,8 @@ from torch.utils.tensorboard import SummaryWriter
 from src import tags
 from src.data import load_images
 from src.models import RecurrentClassifier
-from src.train import TrainState, evaluate, fit
+from src.scoring import evaluate
+from src.train import TrainState, fit
 
 
 def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainState, RecurrentClassifier]:
