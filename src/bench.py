@@ -55,7 +55,7 @@ def epoch_batches(loop: str, data: SequenceData, generator: torch.Generator, num
         return
     dataset = ReferenceImages(data.train_x, data.train_y, data.mean, data.std)
     loader = DataLoader(dataset, batch_size=data.batch_size, shuffle=True, num_workers=num_workers, generator=generator)
-    device = data.train_y.device
+    device = data.device
     for images, labels in loader:  # images (B, 1, H, W)
         yield data.apply_view(images.to(device).squeeze(1)), labels.to(device)
 
@@ -116,7 +116,7 @@ def main(cfg: DictConfig) -> None:
     device = pick_device(cfg.trainer.device)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
-    data = instantiate(cfg.data).to(device)
+    data = instantiate(cfg.data).place(device, cfg.trainer.data_placement)
     loops = LOOPS if cfg.bench.which == "both" else (cfg.bench.which,)
     results = {loop: measure(loop, cfg, data, device) for loop in loops}
     report = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),

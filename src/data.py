@@ -39,6 +39,7 @@ class SequenceData:
     permutation: Tensor  # order of the H*W pixels for the `permuted` view
     mean: float = 0.0
     std: float = 1.0
+    device: torch.device = torch.device("cpu")  # where batches are delivered (see `place`)
 
     @property
     def num_classes(self) -> int:
@@ -52,11 +53,27 @@ class SequenceData:
     def input_size(self) -> int:
         return sequence_shape(self.view, *self.train_x.shape[1:])[1]
 
-    def to(self, device: torch.device | str) -> "SequenceData":
-        """Move every tensor to the device once."""
-        tensors = {f.name: getattr(self, f.name) for f in fields(self)}
-        moved = {name: value.to(device) for name, value in tensors.items() if isinstance(value, Tensor)}
-        return replace(self, **moved)
+    @property
+    def nbytes(self) -> int:
+        tensors = (getattr(self, f.name) for f in fields(self))
+        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, Tensor))
+
+    def place(self, device: torch.device, placement: str = "auto") -> "SequenceData":
+        """Deliver batches on `device`, holding the data there (`device`) or streaming it from host
+        memory, pinned for CUDA (`host`); `auto` holds it on the device when it takes at most a
+        quarter of the device's free memory."""
+        if placement == "auto":
+            free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else self.nbytes * 4
+            placement = "device" if self.nbytes * 4 <= free else "host"
+        moved = {}
+        for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
+            if not isinstance(value, Tensor):
+                continue
+            if placement == "device" or name == "permutation":  # the view is applied on the device
+                moved[name] = value.to(device)
+            elif device.type == "cuda":
+                moved[name] = value.pin_memory()  # lets the per-batch copy overlap with compute
+        return replace(self, device=device, **moved)
 
     def as_sequences(self, images: Tensor) -> Tensor:
         """Scale uint8 images (B, H, W) to [0, 1] as ToTensor does, normalise, and apply the view."""
@@ -81,7 +98,9 @@ class SequenceData:
         order = torch.randperm(len(labels), generator=generator).to(labels.device) if shuffle else None
         for start in range(0, len(labels), size):
             index = slice(start, start + size) if order is None else order[start : start + size]
-            yield self.as_sequences(images[index]), labels[index]
+            # A no-op when the data lives on the device; else one uint8 copy a batch, scaled after it lands.
+            batch_images = images[index].to(self.device, non_blocking=True)
+            yield self.as_sequences(batch_images), labels[index].to(self.device, non_blocking=True)
 
     def num_batches(self, split: str) -> int:
         size = self.batch_size if split == "train" else self.eval_batch_size

@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
     saved = checkpoint["config"]
     data_config = {**saved["data"], **({"root": cfg.data_root} if cfg.data_root else {})}
     device = pick_device(cfg.device)
-    data = instantiate(data_config).to(device)
+    data = instantiate(data_config).place(device)
     model = instantiate(saved["model"], input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
     model.load_state_dict(checkpoint["model"])

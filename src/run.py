@@ -62,7 +62,7 @@ def build(cfg: DictConfig, device: torch.device) -> tuple:
     """Data on the device, the model sized by it, its optimizer and (optional) scheduler."""
     if cfg.trainer.precision == "fp16-mixed" and device.type != "cuda":
         raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
-    data = instantiate(cfg.data).to(device)
+    data = instantiate(cfg.data).place(device, cfg.trainer.data_placement)
     model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())

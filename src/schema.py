@@ -16,6 +16,7 @@ VIEWS = ("rows", "columns", "pixels", "permuted")
 DATASETS = ("mnist", "fashion_mnist", "kmnist")
 DEVICE_WORDS = ("auto", "cpu", "cuda", "cuda:N")
 PRECISIONS = ("fp32", "bf16", "fp16-mixed")
+PLACEMENTS = ("auto", "device", "host")
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,7 @@ class TrainerSchema:
     log_every_n_steps: int = 50
     progress: bool = True
     resume: bool = False
+    data_placement: str = "auto"  # device (held there) | host (streamed per batch) | auto (device if it fits)
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16-mixed (autocast + GradScaler, CUDA only)
     early_stopping_patience: int | None = None  # stop after this many epochs without a better val/acc
     num_threads: int | None = None  # null: torch's default, or the cores shared among joblib's parallel jobs
@@ -134,4 +136,5 @@ def validate(cfg: DictConfig) -> None:
     max_loss = trainer.max_loss
     _require(max_loss is None or max_loss > 0, "trainer.max_loss", max_loss, "null or a number > 0")
     _check_device(trainer.device)
+    _require(trainer.data_placement in PLACEMENTS, "trainer.data_placement", trainer.data_placement, " | ".join(PLACEMENTS))
     _require(trainer.precision in PRECISIONS, "trainer.precision", trainer.precision, " | ".join(PRECISIONS))

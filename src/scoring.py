@@ -23,8 +23,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 def evaluate(model: nn.Module, data: SequenceData, split: str, precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy of the model on a split, in eval mode."""
     model.eval()
-    loss_sum = torch.zeros((), device=data.train_y.device)
-    correct = torch.zeros((), device=data.train_y.device, dtype=torch.long)
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
     for x, y in data.batches(split):
         with autocast(x.device, precision):
             logits = model(x)
@@ -44,7 +44,7 @@ def predict(model: nn.Module, data: SequenceData, split: str) -> torch.Tensor:
 def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path):
     """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes."""
     count = pictures.GRID * pictures.GRID
-    images, labels = data.test_x[:count], data.test_y[:count]
+    images, labels = data.test_x[:count].to(data.device), data.test_y[:count]
     with torch.inference_mode():
         model.eval()
         predicted = model(data.as_sequences(images)).argmax(dim=1)

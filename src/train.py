@@ -71,8 +71,8 @@ def train_one_epoch(
     """
     model.train()
     # Sums stay on the device so the loop never waits for the GPU except at logging steps.
-    loss_sum = torch.zeros((), device=data.train_y.device)
-    correct = torch.zeros((), device=data.train_y.device, dtype=torch.long)
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
     batches = data.batches("train", shuffle=True, generator=generator)
     bar = tqdm(batches, total=data.num_batches("train"), desc=f"epoch {state.epoch + 1}", leave=False,
                disable=not progress, dynamic_ncols=True)

@@ -90,3 +90,14 @@ def test_split_is_disjoint_seeded_and_normalised_on_training_images_only():
 def test_val_size_must_leave_training_data():
     with pytest.raises(ConfigError, match="data.val_size"):
         make_synthetic(50, 10, 4, 4, 2, 0.1, 0, **{**BATCHING, "val_size": 50})
+
+
+def test_placement_host_streams_batches_and_device_holds_the_data():
+    data = make_synthetic(300, 50, 6, 4, 3, 0.2, 0, **{**BATCHING, "val_size": 50})
+    host, held = data.place(torch.device("cpu"), "host"), data.place(torch.device("cpu"), "device")
+    assert host.train_x.data_ptr() == data.train_x.data_ptr()  # not copied: streamed batch by batch
+    assert data.nbytes == sum(t.numel() * t.element_size() for t in (
+        data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y, data.permutation))
+    for (x_host, y_host), (x_held, y_held) in zip(host.batches("test"), held.batches("test")):
+        assert torch.equal(x_host, x_held) and torch.equal(y_host, y_held)
+    assert data.place(torch.device("cpu"), "auto").device == torch.device("cpu")

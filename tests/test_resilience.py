@@ -133,6 +133,7 @@ BAD_INPUTS = [
     (("trainer.grad_clip_norm=0",), None, ["trainer.grad_clip_norm=0", "null or a number > 0"]),
     (("trainer.device=tpu",), None, ["trainer.device='tpu'", "auto | cpu | cuda | cuda:N"]),
     (("trainer.device=cuda",), None, ["trainer.device='cuda'", "no CUDA device"]),
+    (("trainer.data_placement=gpu",), None, ["trainer.data_placement='gpu'", "auto | device | host"]),
     (("trainer.precision=fp8",), None, ["trainer.precision='fp8'", "fp32 | bf16 | fp16-mixed"]),
     (("trainer.device=cpu", "trainer.precision=fp16-mixed"), None, ["trainer.precision='fp16-mixed'", "needs a CUDA device"]),
     (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),

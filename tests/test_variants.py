@@ -61,6 +61,12 @@ def test_every_scheduler_changes_the_learning_rate_as_documented(tmp_path):
     assert len(rates["plateau"]) == 3
 
 
+def test_streaming_from_host_gives_the_same_run_as_holding_the_data(tmp_path):
+    sweep_rows(tmp_path, "trainer.data_placement=device,host", "trainer.epochs=2")
+    runs = job_metrics(tmp_path)
+    assert len(runs) == 2 and len({(m["test_loss"], m["val_acc"]) for m in runs.values()}) == 1
+
+
 def test_bf16_autocast_trains_on_the_cpu(tmp_path):
     result = run_cli(*SMALL, "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16", "trainer.device=cpu",
                      f"hydra.run.dir={tmp_path}")
