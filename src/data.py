@@ -13,7 +13,6 @@ from torch import Tensor
 from src.image_files import load_decoded
 from src.schema import ConfigError
 
-
 IMAGE_SHAPE = (28, 28)  # every dataset of the MNIST family
 
 

@@ -25,21 +25,27 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
+from src.checkpoints import TrainState, load_compatible, restore
+from src.hparams import write_hparams
 from src.models import format_parameters
 from src.results import failed_metrics, final_metrics, finished_metrics, sweep_score, write_metrics
 from src.schema import ConfigError, register_schemas, validate
-from src.checkpoints import TrainState, load_compatible, restore
-from src.hparams import write_hparams
 from src.train import Diverged, fit
 
 log = logging.getLogger(__name__)
 register_schemas()
 
 
-def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA when there is one, else CPU; asking for a CUDA device that is absent is an error."""
+def pick_device(name: str, job_num: int | None = None) -> torch.device:
+    """`auto` is CUDA when there is one, else CPU; asking for a CUDA device that is absent is an error.
+
+    In a sweep, `auto` and `cuda` spread the jobs over all GPUs (job N on GPU N mod count), so
+    parallel jobs each get their own device where there are several.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and job_num is not None and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        name = f"cuda:{job_num % torch.cuda.device_count()}"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device", name, "cpu or auto: this machine has no CUDA device")
@@ -73,7 +79,7 @@ def build(cfg: DictConfig, device: torch.device) -> tuple:
     return data, model, optimizer, scheduler
 
 
-def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict:
+def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None) -> dict:
     """Build data, model and optimizer from the config, train (or resume), and write metrics.json."""
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -86,7 +92,7 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None) -> dict
         torch.set_num_threads(threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.trainer.device)
+    device = pick_device(cfg.trainer.device, job_num)
     data, model, optimizer, scheduler = build(cfg, device)
     table, num_params = format_parameters(model)
     log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
@@ -127,10 +133,12 @@ def main(cfg: DictConfig) -> float:
     """Train one classifier; return the final validation accuracy for sweepers to optimise."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    in_sweep = hydra_config.mode == RunMode.MULTIRUN
     try:
-        metrics = train_job(cfg, run_dir, parallel_jobs=hydra_config.launcher.get("n_jobs"))
+        metrics = train_job(cfg, run_dir, parallel_jobs=hydra_config.launcher.get("n_jobs"),
+                            job_num=hydra_config.job.num if in_sweep else None)
     except Exception as error:
-        if hydra_config.mode != RunMode.MULTIRUN:
+        if not in_sweep:
             raise
         # In a sweep a failed job is recorded and the others go on; the sweep report lists every failure.
         log.error("job failed: %s", one_line(error))

@@ -10,13 +10,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import ROOT, run_cli
 from src import tags
 from src.hparams import HPARAM_KEYS, hparam_values
-from src.run import threads_per_job
+from src.run import pick_device, threads_per_job
 
 TINY = ("-m", "data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
         "trainer.epochs=1", "trainer.log_every_n_steps=2")
@@ -163,3 +164,11 @@ def test_hparam_keys_are_the_same_whatever_the_config():
     assert set(sgd) == set(adam) == {"data", "optimizer", *HPARAM_KEYS}
     assert (sgd["data"], sgd["optimizer"], sgd["model.cell"], adam["data"]) == ("mnist", "SGD", "gru", "synthetic")
     assert all(isinstance(value, (bool, int, float, str)) for value in adam.values())
+
+
+def test_sweep_jobs_spread_over_several_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert [str(pick_device("auto", job)) for job in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+    assert str(pick_device("cuda:2", 5)) == "cuda:2"  # an explicit device is kept
+    assert str(pick_device("auto")) == "cuda"  # a single run: the current device
