@@ -173,6 +173,9 @@ def cli(app: Callable[[], Any]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of its multi-line report
     try:
         app()
+    except KeyboardInterrupt:
+        print("error: interrupted; what was checkpointed is kept (trainer.resume=true continues it)", file=sys.stderr)
+        sys.exit(130)  # the shell's convention for SIGINT
     except Exception as error:
         if wants_traceback:
             raise

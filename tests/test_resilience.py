@@ -64,6 +64,26 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     assert other.returncode != 0 and "model.hidden_size=16" in other.stderr.strip().splitlines()[-1]
 
 
+def test_resume_with_more_epochs_trains_a_finished_run_further(tmp_path):
+    short = ("data=synthetic", "model.hidden_size=8", f"hydra.run.dir={tmp_path}")
+    assert run_cli(*short, "trainer.epochs=1").returncode == 0
+    longer = run_cli(*short, "trainer.epochs=2", "trainer.resume=true")
+    assert longer.returncode == 0 and "resumed from" in longer.stdout
+    assert metrics_of(tmp_path)["epochs_completed"] == 2
+
+
+def test_ctrl_c_is_one_line(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "src.run", *LONG, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
+
+
 def test_divergence_stops_the_run_and_exits_normally(tmp_path):
     result = run_cli("data=synthetic", "model.hidden_size=16", "optimizer=sgd", "optimizer.lr=1e6",
                      "trainer.epochs=3", "trainer.log_every_n_steps=5", f"hydra.run.dir={tmp_path}")
