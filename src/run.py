@@ -81,6 +81,8 @@ def build(cfg: DictConfig, device: torch.device) -> tuple:
 
 def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None) -> dict:
     """Build data, model and optimizer from the config, train (or resume), and write metrics.json."""
+    # A single run counts its start-up from the process's start; a sweep's job from its own start.
+    started, since = (STARTED, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     last_checkpoint = run_dir / "checkpoints" / "last.pt"
@@ -102,8 +104,9 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
     if checkpoint:
         state = restore(checkpoint, model, optimizer, scheduler, generator)
         log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
-    log.info("ready to train %.2f s after start (imports, config, data on %s, model)", time.perf_counter() - STARTED, device)
-    status, diverged_at, started = "ok", None, time.perf_counter()
+    log.info("ready to train %.2f s after %s (imports, config, data on %s, model)",
+             time.perf_counter() - started, since, device)
+    status, diverged_at, training_started = "ok", None, time.perf_counter()
     # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
     with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer:
         writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
@@ -118,7 +121,7 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
         except Diverged as error:
             status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
             log.error("diverged: %s; the last good checkpoint is kept", error)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - training_started
         metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at,
                                 cfg.data.view, cfg.data.permutation_seed)
         writer.add_scalar(tags.FINAL_BEST_VAL_ACC, metrics["best_val_acc"], state.step)
