@@ -28,7 +28,7 @@ class TrainState:
 def write_atomically(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same directory, fsync it, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: parallel jobs may write one file
     with open(tmp, "wb") as handle:
         torch.save(obj, handle)
         handle.flush()

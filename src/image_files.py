@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from src.checkpoints import write_atomically
+
 # torchvision's dataset class for each name; also the folder under root where torchvision keeps it.
 # torchvision itself is imported only to decode (1.4 s of start-up): a cached start never needs it.
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -52,8 +54,10 @@ def _unpack_local(raw: Path, search: list[Path]) -> bool:
         if source == target:
             continue
         opener = gzip.open if source.suffix == ".gz" else open
-        with opener(source, "rb") as src, open(target, "wb") as dst:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # parallel jobs may unpack at once
+        with opener(source, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst)
+        os.replace(tmp, target)
     return True
 
 
@@ -82,12 +86,6 @@ def _decode(cls: type, root: Path, raw: Path) -> dict:
     return tensors
 
 
-def _save_atomically(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def load_decoded(dataset: str, root: str | Path, download: bool) -> dict:
     """Train/test images (N, 28, 28) uint8, labels and class names of one dataset, decoding once."""
     root = Path(root)
@@ -107,7 +105,7 @@ def load_decoded(dataset: str, root: str | Path, download: bool) -> dict:
                 + (" or run `apt-get install dataset-fashion-mnist`" if dataset == "fashion_mnist" else "")
             )
     tensors = _decode(cls, root, raw)
-    _save_atomically(tensors, cache)
+    write_atomically(tensors, cache)  # two runs starting at once must not read half a cache
     return tensors
 
 

@@ -101,3 +101,19 @@ def test_placement_host_streams_batches_and_device_holds_the_data():
     for (x_host, y_host), (x_held, y_held) in zip(host.batches("test"), held.batches("test")):
         assert torch.equal(x_host, x_held) and torch.equal(y_host, y_held)
     assert data.place(torch.device("cpu"), "auto").device == torch.device("cpu")
+
+
+def test_parallel_first_loads_of_one_dataset_do_not_clash(idx_root):
+    """joblib jobs of a fresh sweep all decode the same files at once: each must get whole files."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = f"from src.image_files import load_decoded; print(len(load_decoded('mnist', {str(idx_root)!r}, False)['train_y']))"
+    processes = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+    outputs = [process.communicate(timeout=120)[0].strip() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0] and outputs == ["600"] * 3
+    assert not list((idx_root / "MNIST").rglob("*.tmp"))
+    assert len(load_decoded("mnist", idx_root, download=False)["train_y"]) == 600
