@@ -57,14 +57,19 @@ def _cell(value: object) -> str:
 
 
 def write_tables(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """summary.csv (every figure as is) and summary.md (rounded, the best job starred)."""
+    """summary.csv (every figure as is) and summary.md (rounded, shared overrides once, the best starred)."""
     with open(sweep_dir / "summary.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"# Sweep {sweep_dir}", "", f"{len(rows)} jobs, sorted by {SORT_KEY}; * marks the best.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(row[column]) for column in COLUMNS) + " |" for row in rows]
+    shared = set.intersection(*(set(row["overrides"].split()) for row in rows)) if len(rows) > 1 else set()
+    lines = [f"# Sweep {sweep_dir}", "", f"{len(rows)} jobs, sorted by {SORT_KEY}; * marks the best."]
+    if shared:
+        lines.append(f"Overrides of every job: `{' '.join(sorted(shared))}`.")
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    for row in rows:
+        varying = " ".join(o for o in row["overrides"].split() if o not in shared)
+        lines.append("| " + " | ".join(_cell(varying if c == "overrides" else row[c]) for c in COLUMNS) + " |")
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 
