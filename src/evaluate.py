@@ -30,7 +30,11 @@ def main(cfg: DictConfig) -> None:
     if not isinstance(checkpoint, dict) or not {"model", "config", "state"} <= set(checkpoint):
         raise ConfigError("ckpt", str(path), "a checkpoint written by src.run (with model, config and state)")
     saved = checkpoint["config"]
-    data_config = {**saved["data"], **({"root": cfg.data_root} if cfg.data_root else {})}
+    data_config = dict(saved["data"])
+    if cfg.data_root:
+        if "root" not in data_config:
+            raise ConfigError("data_root", cfg.data_root, "null: this checkpoint's data is generated, it has no files")
+        data_config["root"] = cfg.data_root
     device = pick_device(cfg.device)
     data = instantiate(data_config).place(device)
     model = instantiate(saved["model"], input_size=data.input_size, num_classes=data.num_classes,

@@ -123,8 +123,25 @@ def test_evaluate_a_checkpoint_without_training(tmp_path):
     assert report["test_loss"] == pytest.approx(trained["test_loss"], abs=1e-6)
     assert set(report["per_class_acc"]) == {"class 0", "class 1", "class 2", "class 3"}
     assert (tmp_path / "eval" / "predictions.png").exists() and (tmp_path / "eval" / "confusion.png").exists()
+    synthetic_root = run_cli(f"ckpt={run / 'checkpoints' / 'last.pt'}", "data_root=/elsewhere",
+                             f"hydra.run.dir={tmp_path / 'eval3'}", module="src.evaluate")
+    assert synthetic_root.returncode != 0 and "error: data_root='/elsewhere'" in synthetic_root.stderr
     missing = run_cli(f"ckpt={tmp_path / 'nope.pt'}", f"hydra.run.dir={tmp_path / 'eval2'}", module="src.evaluate")
     assert missing.returncode != 0 and missing.stderr.strip().splitlines()[-1].startswith("error: ckpt=")
+
+
+def test_evaluate_finds_moved_data_with_data_root(tmp_path, idx_root):
+    run = tmp_path / "run"
+    trained = run_cli("data=mnist", f"data.root={idx_root}", "data.download=false", "data.val_size=100",
+                      "model.hidden_size=8", "trainer.epochs=1", f"hydra.run.dir={run}")
+    assert trained.returncode == 0, trained.stderr
+    moved = tmp_path / "moved"
+    idx_root.rename(moved)
+    result = run_cli(f"ckpt={run / 'checkpoints' / 'best.pt'}", f"data_root={moved}", f"hydra.run.dir={tmp_path / 'eval'}",
+                     module="src.evaluate")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["test_acc"] == json.loads((run / "metrics.json").read_text())["test_acc"]
 
 
 def test_describe_prints_parameters_and_shapes(tmp_path):
