@@ -17,17 +17,16 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from src.data import SequenceData
-from src.run import cli, pick_device
+from src.run import build_data, build_training, cli, pick_device
 from src.schema import ConfigError, validate
 from src.scoring import evaluate
-from src.train import train_step
+from src.train import make_scaler, train_step
 
 log = logging.getLogger(__name__)
 LOOPS = ("reference", "framework")
@@ -68,33 +67,30 @@ def _sync(device: torch.device) -> None:
 def measure(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
     """Seconds per step over bench.steps steps (after warm-up), then s/epoch and test accuracy."""
     torch.manual_seed(cfg.seed)
-    model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
-                        seq_len=data.seq_len).to(device)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    model, optimizer, _ = build_training(cfg, data, device)  # the loops compare steps, not schedules
     generator = torch.Generator().manual_seed(cfg.seed)
     clip, precision, workers = cfg.trainer.grad_clip_norm, cfg.trainer.precision, cfg.bench.num_workers
+    scaler = make_scaler(precision)
     endless = itertools.chain.from_iterable(epoch_batches(loop, data, generator, workers) for _ in itertools.count())
     model.train()
     for x, y in itertools.islice(endless, cfg.bench.warmup):
-        train_step(model, x, y, optimizer, clip, precision)
+        train_step(model, x, y, optimizer, clip, precision, scaler)
     _sync(device)
     started = time.perf_counter()
     for x, y in itertools.islice(endless, cfg.bench.steps):
-        train_step(model, x, y, optimizer, clip, precision)
+        train_step(model, x, y, optimizer, clip, precision, scaler)
     _sync(device)
     result = {"s_per_step": (time.perf_counter() - started) / cfg.bench.steps}
     if cfg.bench.epochs:
         torch.manual_seed(cfg.seed)  # a fresh model: the same one the other loop trains
-        model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
-                            seq_len=data.seq_len).to(device)
-        optimizer = instantiate(cfg.optimizer)(model.parameters())
-        generator = torch.Generator().manual_seed(cfg.seed)
+        model, optimizer, _ = build_training(cfg, data, device)
+        generator, scaler = torch.Generator().manual_seed(cfg.seed), make_scaler(precision)
         seconds = []
         for _ in range(cfg.bench.epochs):
             model.train()
             started = time.perf_counter()
             for x, y in epoch_batches(loop, data, generator, workers):
-                train_step(model, x, y, optimizer, clip, precision)
+                train_step(model, x, y, optimizer, clip, precision, scaler)
             _sync(device)
             seconds.append(time.perf_counter() - started)
         # The first epoch pays for warm-up (worker start, allocator, cuDNN plans): report the others.
@@ -116,7 +112,7 @@ def main(cfg: DictConfig) -> None:
     device = pick_device(cfg.trainer.device)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
-    data = instantiate(cfg.data).place(device, cfg.trainer.data_placement)
+    data = build_data(cfg, device)
     loops = LOOPS if cfg.bench.which == "both" else (cfg.bench.which,)
     results = {loop: measure(loop, cfg, data, device) for loop in loops}
     report = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),

@@ -26,6 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
 from src.checkpoints import TrainState, load_compatible, restore
+from src.data import SequenceData
 from src.hparams import write_hparams
 from src.models import format_parameters
 from src.results import failed_metrics, final_metrics, finished_metrics, sweep_score, write_metrics
@@ -64,11 +65,15 @@ def threads_per_job(requested: int | None, parallel_jobs: int | None) -> int | N
     return None
 
 
-def build(cfg: DictConfig, device: torch.device) -> tuple:
-    """Data on the device, the model sized by it, its optimizer and (optional) scheduler."""
+def build_data(cfg: DictConfig, device: torch.device) -> SequenceData:
+    """The configured dataset, placed to deliver batches on the device."""
+    return instantiate(cfg.data).place(device, cfg.trainer.data_placement)
+
+
+def build_training(cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple:
+    """The model sized by the data, its optimizer and (optional) scheduler, on the device."""
     if cfg.trainer.precision == "fp16-mixed" and device.type != "cuda":
         raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
-    data = instantiate(cfg.data).place(device, cfg.trainer.data_placement)
     model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
@@ -76,7 +81,7 @@ def build(cfg: DictConfig, device: torch.device) -> tuple:
     if cfg.scheduler:  # scheduler=none composes to an empty node
         per_step = {"total_steps": max(1, cfg.trainer.epochs * data.num_batches("train"))}
         scheduler = instantiate(cfg.scheduler)(optimizer, **(per_step if "OneCycleLR" in cfg.scheduler._target_ else {}))
-    return data, model, optimizer, scheduler
+    return model, optimizer, scheduler
 
 
 def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None) -> dict:
@@ -95,7 +100,8 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.trainer.device, job_num)
-    data, model, optimizer, scheduler = build(cfg, device)
+    data = build_data(cfg, device)
+    model, optimizer, scheduler = build_training(cfg, data, device)
     table, num_params = format_parameters(model)
     log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
              device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)

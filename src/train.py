@@ -35,6 +35,11 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
         raise Diverged(loss, epoch, step)
 
 
+def make_scaler(precision: str) -> torch.amp.GradScaler | None:
+    """fp16 gradients underflow without loss scaling; the other precisions need none."""
+    return torch.amp.GradScaler("cuda") if precision == "fp16-mixed" else None
+
+
 def train_step(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
     grad_clip_norm: float | None, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
@@ -107,7 +112,7 @@ def fit(
         _log_epoch(writer, state, _evaluate_all(model, data, precision))
     progress = progress and sys.stdout.isatty()
     per_step = scheduler if isinstance(scheduler, OneCycleLR) else None
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16-mixed" else None
+    scaler = make_scaler(precision)
     while state.epoch < epochs and not state.stopped_early:
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(

@@ -36,6 +36,12 @@ def test_bench_one_loop_and_bad_choice(tmp_path):
         "error: bench.which='fastest' is not allowed: expected reference | framework | both")
 
 
+def test_bench_refuses_fp16_without_cuda_like_a_run(tmp_path):
+    result = run_cli(*SMALL, "trainer.precision=fp16-mixed", f"hydra.run.dir={tmp_path}", module="src.bench")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.precision='fp16-mixed'")
+
+
 @pytest.mark.parametrize("view", ["rows", "pixels"])
 def test_reference_loop_sees_the_same_data_as_the_framework(view):
     """Same images, same scaling, same view: only the route (PIL + ToTensor + DataLoader) differs."""
