@@ -1,10 +1,11 @@
 """`python -m src.bench [overrides]`: the reference recipes' DataLoader loop against the framework's
 loop, in one process, on the same data, model, optimizer step and seed; writes bench.json.
 
-Both loops call the same `train_step`; they differ only in how batches arrive. The reference loop
-does what torchvision's MNIST + ToTensor + DataLoader do for every sample (a PIL image, ToTensor,
-Normalize, collate in a worker process, copy to the device); the framework gathers batches from
-uint8 tensors already on the device.
+The reference loop does what torchvision's MNIST + ToTensor + DataLoader do for every sample (a PIL
+image, ToTensor, Normalize, collate in a worker process, copy to the device) and takes eager steps;
+the framework gathers batches from uint8 tensors already on the device and takes the step a run
+takes (replayed as a CUDA graph where trainer.cuda_graph allows). `bench.step_check` steps of the
+framework's step are compared with eager steps from the same start: the largest loss difference.
 """
 
 import itertools
@@ -12,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -23,10 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from src.data import SequenceData
-from src.run import build_data, build_training, cli, pick_device
+from src.run import build_data, build_step, build_training, cli, pick_device
 from src.schema import ConfigError, validate
 from src.scoring import evaluate
-from src.train import make_scaler, train_step
+from src.steps import GraphedStep, Step, make_capturable, make_step
 
 log = logging.getLogger(__name__)
 LOOPS = ("reference", "framework")
@@ -64,40 +66,96 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
-    """Seconds per step over bench.steps steps (after warm-up), then s/epoch and test accuracy."""
+def loop_step(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.nn.Module, Step]:
+    """A fresh model (the same initial weights for every loop) and the step this loop trains it with."""
     torch.manual_seed(cfg.seed)
     model, optimizer, _ = build_training(cfg, data, device)  # the loops compare steps, not schedules
-    generator = torch.Generator().manual_seed(cfg.seed)
-    clip, precision, workers = cfg.trainer.grad_clip_norm, cfg.trainer.precision, cfg.bench.num_workers
-    scaler = make_scaler(precision)
+    if loop == "framework":
+        return model, build_step(cfg, model, optimizer, None, data, device)
+    return model, make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
+                            cuda_graph=False)
+
+
+def measure(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
+    """Seconds per step over bench.steps steps (after warm-up), then s/epoch and test accuracy."""
+    model, step = loop_step(loop, cfg, data, device)
+    generator, workers = torch.Generator().manual_seed(cfg.seed), cfg.bench.num_workers
     endless = itertools.chain.from_iterable(epoch_batches(loop, data, generator, workers) for _ in itertools.count())
     model.train()
     for x, y in itertools.islice(endless, cfg.bench.warmup):
-        train_step(model, x, y, optimizer, clip, precision, scaler)
+        step(x, y)
     _sync(device)
     started = time.perf_counter()
     for x, y in itertools.islice(endless, cfg.bench.steps):
-        train_step(model, x, y, optimizer, clip, precision, scaler)
+        step(x, y)
     _sync(device)
     result = {"s_per_step": (time.perf_counter() - started) / cfg.bench.steps}
     if cfg.bench.epochs:
-        torch.manual_seed(cfg.seed)  # a fresh model: the same one the other loop trains
-        model, optimizer, _ = build_training(cfg, data, device)
-        generator, scaler = torch.Generator().manual_seed(cfg.seed), make_scaler(precision)
-        seconds = []
+        model, step = loop_step(loop, cfg, data, device)
+        generator, seconds = torch.Generator().manual_seed(cfg.seed), []
         for _ in range(cfg.bench.epochs):
             model.train()
             started = time.perf_counter()
             for x, y in epoch_batches(loop, data, generator, workers):
-                train_step(model, x, y, optimizer, clip, precision, scaler)
+                step(x, y)
             _sync(device)
             seconds.append(time.perf_counter() - started)
-        # The first epoch pays for warm-up (worker start, allocator, cuDNN plans): report the others.
+        # The first epoch pays for warm-up (worker start, allocator, cuDNN plans, capture): report the others.
         steady = seconds[1:] or seconds
         result["s_per_epoch"] = sum(steady) / len(steady)
-        result["test_acc"] = evaluate(model, data, "test", precision)[1]
+        result["test_acc"] = evaluate(model, data, "test", cfg.trainer.precision)[1]
     result["samples_per_second"] = data.batch_size / result["s_per_step"]
+    return result
+
+
+@contextmanager
+def exact_kernels() -> Iterator[None]:
+    """Deterministic cuDNN and no TF32 while comparing steps: otherwise two runs of the same eager loop
+    drift apart too, and the check would measure the kernels' rounding instead of the step."""
+    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def step_losses(kind: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """The losses of bench.step_check steps from the seeded start, taken with one kind of step:
+    `eager`, `eager_capturable` (eager, with Adam's lr and step count on the GPU as the graph has them),
+    or `framework` (the step a run takes); and whether that step was a CUDA graph."""
+    torch.manual_seed(cfg.seed)
+    model, optimizer, _ = build_training(cfg, data, device)
+    if kind == "framework":
+        step = build_step(cfg, model, optimizer, None, data, device)
+    else:
+        if kind == "eager_capturable":
+            make_capturable(optimizer, device)
+        step = make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
+                         cuda_graph=False)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    batches = itertools.chain.from_iterable(data.batches("train", True, generator) for _ in itertools.count())
+    model.train()
+    # clone: a graph step's loss is its output buffer, overwritten by the next replay
+    losses = torch.stack([step(x, y)[0].clone() for x, y in itertools.islice(batches, cfg.bench.step_check)])
+    return losses, isinstance(step, GraphedStep)
+
+
+def check_step(cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
+    """The framework's step against eager steps over bench.step_check batches from one start, with exact
+    kernels: the largest loss difference to the eager step with the same (capturable) Adam, which
+    isolates graph replay, and to the plain eager step (0 where the framework's step is eager)."""
+    with exact_kernels():
+        losses = {}
+        losses["framework"], graphed = step_losses("framework", cfg, data, device)
+        for kind in ("eager", "eager_capturable") if graphed else ("eager",):
+            losses[kind] = step_losses(kind, cfg, data, device)[0]
+    result = {"steps": cfg.bench.step_check, "framework_step": "cuda graph" if graphed else "eager",
+              "last_eager_loss": losses["eager"][-1].item()}
+    for kind in list(losses)[1:]:
+        difference = (losses["framework"] - losses[kind]).abs()
+        result[f"max_abs_loss_diff_to_{kind}"] = difference.max().item()
+        result[f"max_rel_loss_diff_to_{kind}"] = (difference / losses[kind].abs()).max().item()
     return result
 
 
@@ -109,12 +167,15 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError("bench.which", cfg.bench.which, "reference | framework | both")
     if cfg.bench.steps <= 0:
         raise ConfigError("bench.steps", cfg.bench.steps, "an integer > 0")
+    if cfg.bench.step_check < 0:
+        raise ConfigError("bench.step_check", cfg.bench.step_check, "an integer >= 0 (0: no check)")
     device = pick_device(cfg.trainer.device)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     data = build_data(cfg, device)
     loops = LOOPS if cfg.bench.which == "both" else (cfg.bench.which,)
     results = {loop: measure(loop, cfg, data, device) for loop in loops}
+    check = check_step(cfg, data, device) if cfg.bench.step_check else None
     report = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
               "torch_version": torch.__version__, "threads": torch.get_num_threads(),
               "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size} head={cfg.model.head}",
@@ -124,6 +185,8 @@ def main(cfg: DictConfig) -> None:
         report.update({f"{loop}_{key}": value for key, value in figures.items()})
     if len(results) == 2:
         report["speedup"] = report["reference_s_per_step"] / report["framework_s_per_step"]
+    if check:
+        report["step_check"] = check
     path = Path(HydraConfig.get().runtime.output_dir) / "bench.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"{report['model']}, {report['data']}, {report['device']}, torch {report['torch_version']}",
@@ -134,6 +197,12 @@ def main(cfg: DictConfig) -> None:
         lines.append(f"| {loop} | {figures['s_per_step']:.4f} | {figures['samples_per_second']:.0f} | {epoch} | {accuracy} |")
     if "speedup" in report:
         lines.append(f"speedup (reference s/step / framework s/step): {report['speedup']:.2f}x")
+    if check:
+        for kind in ("eager_capturable", "eager"):
+            if f"max_abs_loss_diff_to_{kind}" in check:
+                lines.append(f"{check['framework_step']} step against {kind} steps over {check['steps']} steps: largest "
+                             f"loss difference {check[f'max_abs_loss_diff_to_{kind}']:.3g} "
+                             f"({check[f'max_rel_loss_diff_to_{kind}']:.3g} relative)")
     log.info("\n".join(lines + [f"written: {path}"]))
 
 

@@ -83,7 +83,14 @@ def restore(
 ) -> TrainState:
     """Put model, optimizer, scheduler and every RNG back where the checkpoint left them."""
     model.load_state_dict(checkpoint["model"])
+    capturable = [group.get("capturable") for group in optimizer.param_groups]
     optimizer.load_state_dict(checkpoint["optimizer"])
+    for group, was in zip(optimizer.param_groups, capturable):
+        # A CUDA-graph run saved lr as a GPU tensor and capturable=True (steps.make_capturable); this run
+        # starts from plain settings and chooses its own step, on whatever device it has.
+        group["lr"] = float(group["lr"])
+        if was is not None:
+            group["capturable"] = was
     if scheduler is not None and checkpoint["scheduler"] is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
     rng = checkpoint["rng"]

@@ -9,7 +9,6 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from matplotlib import pyplot
 from omegaconf import DictConfig
 
 from src import pictures
@@ -44,8 +43,8 @@ def main(cfg: DictConfig) -> None:
     counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
     per_class = (counts.diag() / counts.sum(dim=1).clamp(min=1)).tolist()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    for figure in (draw_predictions(model, data, run_dir), draw_confusion(model, data, run_dir)):
-        pyplot.close(figure)
+    draw_predictions(model, data, run_dir)
+    draw_confusion(model, data, run_dir)
     report = {
         "checkpoint": str(path), "epoch": checkpoint["state"]["epoch"], "test_acc": test_acc, "test_loss": test_loss,
         "per_class_acc": dict(zip(data.class_names, per_class)),

@@ -1,6 +1,10 @@
 """What people would rather look at than read: a grid of predictions and a confusion matrix."""
 
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 GRID = 5  # a GRID x GRID panel of test images, as in the reference recipe
@@ -16,20 +20,32 @@ def _pyplot():
 
 
 def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
-    """GRID x GRID images (N, H, W) titled "Pred: p / Label: y"; mistakes in red with a red frame."""
+    """GRID x GRID images (N, H, W) titled "Pred: p / Label: y"; mistakes in red with a red frame.
+
+    One axes showing a mosaic, not 25 subplots: it draws in a fifth of the time, and it is drawn
+    every epoch of every job of a sweep.
+    """
     pyplot = _pyplot()
-    figure, axes = pyplot.subplots(GRID, GRID, figsize=(8, 8.6))
-    for axis, image, predicted, label in zip(axes.flat, images.cpu(), predictions.tolist(), labels.tolist()):
+    from matplotlib.patches import Rectangle
+
+    count, height, width = images.shape
+    gap, title = 2, 9  # pixels between tiles, and above each tile for its title
+    cell_h, cell_w = height + gap + title, width + gap
+    mosaic = torch.full((GRID * cell_h, GRID * cell_w), float("nan"))
+    figure, axis = pyplot.subplots(figsize=(8, 8.6))
+    for index, (image, predicted, label) in enumerate(zip(images.cpu().float(), predictions.tolist(), labels.tolist())):
+        top, left = (index // GRID) * cell_h + title, (index % GRID) * cell_w
+        mosaic[top:top + height, left:left + width] = image
         wrong = predicted != label
-        axis.imshow(image.numpy(), cmap="gray")
-        axis.set_title(f"Pred: {predicted} / Label: {label}", fontsize=9, color="red" if wrong else "black")
-        axis.set_xticks([])
-        axis.set_yticks([])
-        for spine in axis.spines.values():
-            spine.set(color="red" if wrong else "none", linewidth=2.5)
-    mistakes = int((predictions != labels).sum())
-    figure.suptitle(f"{mistakes} of {len(labels)} wrong (red)")
-    figure.tight_layout()
+        axis.text(left + width / 2, top - 1.5, f"Pred: {predicted} / Label: {label}", ha="center", va="bottom",
+                  fontsize=9, color="red" if wrong else "black")
+        if wrong:
+            axis.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red", linewidth=2.5))
+    axis.imshow(mosaic.numpy(), cmap="gray")
+    axis.set_axis_off()
+    mistakes = int((predictions[:count] != labels[:count]).sum())
+    figure.suptitle(f"{mistakes} of {count} wrong (red)")
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95)
     return figure
 
 
@@ -56,3 +72,13 @@ def confusion_figure(counts: Tensor, class_names: tuple[str, ...]):
     axis.set(xlabel="predicted", ylabel="true", title=f"test accuracy {accuracy:.4f}")
     figure.tight_layout()
     return figure
+
+
+def render(figure, path: Path, dpi: int = 80) -> np.ndarray:
+    """Draw the figure once, write it to path as PNG, close it, and return its pixels (H, W, 3) for TensorBoard."""
+    figure.set_dpi(dpi)
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    _pyplot().close(figure)
+    Image.fromarray(pixels).save(path)
+    return pixels

@@ -31,6 +31,8 @@ from src.hparams import write_hparams
 from src.models import format_parameters
 from src.results import failed_metrics, final_metrics, finished_metrics, sweep_score, write_metrics
 from src.schema import ConfigError, register_schemas, validate
+from src.scoring import check_precision
+from src.steps import Step, make_step, use_cuda_graph
 from src.train import Diverged, fit
 
 log = logging.getLogger(__name__)
@@ -76,12 +78,20 @@ def build_training(cfg: DictConfig, data: SequenceData, device: torch.device) ->
         raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
     model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
+    check_precision(model, data, device, cfg.trainer.precision)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = None
     if cfg.scheduler:  # scheduler=none composes to an empty node
         per_step = {"total_steps": max(1, cfg.trainer.epochs * data.num_batches("train"))}
         scheduler = instantiate(cfg.scheduler)(optimizer, **(per_step if "OneCycleLR" in cfg.scheduler._target_ else {}))
     return model, optimizer, scheduler
+
+
+def build_step(cfg: DictConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
+               data: SequenceData, device: torch.device) -> Step:
+    """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
+    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, scheduler)
+    return make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, graph)
 
 
 def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None) -> dict:
@@ -110,6 +120,7 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
     if checkpoint:
         state = restore(checkpoint, model, optimizer, scheduler, generator)
         log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
+    step = build_step(cfg, model, optimizer, scheduler, data, device)  # after restore: it may move Adam's state
     log.info("ready to train %.2f s after %s (imports, config, data on %s, model)",
              time.perf_counter() - started, since, device)
     status, diverged_at, training_started = "ok", None, time.perf_counter()
@@ -119,8 +130,8 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
         writer.add_text(tags.PARAMETERS_TEXT, table)
         write_hparams(writer, config)
         try:
-            fit(model, data, optimizer, state, epochs=cfg.trainer.epochs, generator=generator,
-                grad_clip_norm=cfg.trainer.grad_clip_norm, log_every_n_steps=cfg.trainer.log_every_n_steps,
+            fit(model, data, optimizer, step, state, epochs=cfg.trainer.epochs, generator=generator,
+                log_every_n_steps=cfg.trainer.log_every_n_steps,
                 max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress, run_dir=run_dir,
                 config=config, scheduler=scheduler, patience=cfg.trainer.early_stopping_patience,
                 precision=cfg.trainer.precision)

@@ -5,6 +5,7 @@ or a value of the wrong type is refused by Hydra at composition, before any work
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
@@ -81,6 +82,8 @@ class TrainerSchema:
     progress: bool = True
     resume: bool = False
     data_placement: str = "auto"  # device (held there) | host (streamed per batch) | auto (device if it fits)
+    # auto: the step is captured in a CUDA graph and replayed wherever the run allows (src/steps.py)
+    cuda_graph: Any = "auto"  # auto | true | false (Any: a str or a bool)
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16-mixed (autocast + GradScaler, CUDA only)
     early_stopping_patience: int | None = None  # stop after this many epochs without a better val/acc
     num_threads: int | None = None  # null: torch's default, or the cores shared among joblib's parallel jobs
@@ -137,4 +140,5 @@ def validate(cfg: DictConfig) -> None:
     _require(max_loss is None or max_loss > 0, "trainer.max_loss", max_loss, "null or a number > 0")
     _check_device(trainer.device)
     _require(trainer.data_placement in PLACEMENTS, "trainer.data_placement", trainer.data_placement, " | ".join(PLACEMENTS))
+    _require(trainer.cuda_graph in ("auto", True, False), "trainer.cuda_graph", trainer.cuda_graph, "auto | true | false")
     _require(trainer.precision in PRECISIONS, "trainer.precision", trainer.precision, " | ".join(PRECISIONS))

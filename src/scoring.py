@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from src import pictures
 from src.data import SequenceData
+from src.schema import ConfigError
 
 # trainer.precision -> the autocast dtype (None: plain fp32). fp16 also needs a GradScaler (CUDA only).
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16-mixed": torch.float16}
@@ -15,8 +17,23 @@ AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16-mixed": torch.flo
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     dtype = AUTOCAST_DTYPES[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    # No cast cache: a CUDA graph capture must not keep casts made outside it (PyTorch's graph notes).
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False)
 
+
+def check_precision(model: nn.Module, data: SequenceData, device: torch.device, precision: str) -> None:
+    """Refuse bf16 on a CPU whose oneDNN lacks the model's bf16 kernels (LSTM without AVX-512 bf16),
+    before training starts rather than at its first batch."""
+    # Here and not in src.run: launchers pickle src.run's functions by value, and with them the
+    # modules they reach, which torch.backends (not a plain module) refuses.
+    if precision != "bf16" or device.type != "cpu":
+        return
+    try:
+        with torch.no_grad(), autocast(device, precision):
+            model(torch.zeros(1, data.seq_len, data.input_size, device=device))
+    except RuntimeError as error:
+        raise ConfigError("trainer.precision", precision,
+                          f"fp32 on this CPU ({torch.backends.cpu.get_cpu_capability()}): {str(error).splitlines()[0]}")
 
 
 @torch.inference_mode()
@@ -41,21 +58,18 @@ def predict(model: nn.Module, data: SequenceData, split: str) -> torch.Tensor:
     return torch.cat([model(x).argmax(dim=1) for x, _ in data.batches(split)])
 
 
-def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path):
-    """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes."""
+def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path) -> np.ndarray:
+    """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes;
+    returns its pixels (H, W, 3)."""
     count = pictures.GRID * pictures.GRID
     images, labels = data.test_x[:count].to(data.device), data.test_y[:count]
     with torch.inference_mode():
         model.eval()
         predicted = model(data.as_sequences(images)).argmax(dim=1)
-    figure = pictures.prediction_grid(images, predicted.cpu(), labels.cpu())
-    figure.savefig(run_dir / "predictions.png", dpi=80)
-    return figure
+    return pictures.render(pictures.prediction_grid(images, predicted.cpu(), labels.cpu()), run_dir / "predictions.png")
 
 
-def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path):
-    """confusion.png: the confusion matrix of the whole test set."""
+def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path) -> np.ndarray:
+    """confusion.png: the confusion matrix of the whole test set; returns its pixels (H, W, 3)."""
     counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
-    figure = pictures.confusion_figure(counts, data.class_names)
-    figure.savefig(run_dir / "confusion.png", dpi=80)
-    return figure
+    return pictures.render(pictures.confusion_figure(counts, data.class_names), run_dir / "confusion.png")

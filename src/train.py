@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torch.utils.tensorboard import SummaryWriter
@@ -16,7 +15,8 @@ from tqdm import tqdm
 from src import tags
 from src.checkpoints import TrainState, save_checkpoint
 from src.data import SequenceData
-from src.scoring import autocast, draw_confusion, draw_predictions, evaluate
+from src.scoring import draw_confusion, draw_predictions, evaluate
+from src.steps import Step
 
 log = logging.getLogger(__name__)
 
@@ -35,40 +35,10 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
         raise Diverged(loss, epoch, step)
 
 
-def make_scaler(precision: str) -> torch.amp.GradScaler | None:
-    """fp16 gradients underflow without loss scaling; the other precisions need none."""
-    return torch.amp.GradScaler("cuda") if precision == "fp16-mixed" else None
-
-
-def train_step(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
-    grad_clip_norm: float | None, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch; returns the (detached) loss and logits."""
-    with autocast(x.device, precision):
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-    else:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-    if grad_clip_norm is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-    if scaler is None:
-        optimizer.step()
-    else:
-        scaler.step(optimizer)
-        scaler.update()
-    return loss.detach(), logits.detach()
-
-
 def train_one_epoch(
-    model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
-    generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int, max_loss: float | None,
-    writer: SummaryWriter, progress: bool, step_scheduler: LRScheduler | None = None,
-    precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+    model: nn.Module, data: SequenceData, step: Step, state: TrainState, *, generator: torch.Generator,
+    log_every_n_steps: int, max_loss: float | None, writer: SummaryWriter, progress: bool,
+    step_scheduler: LRScheduler | None = None,
 ) -> tuple[float, float]:
     """Train over one shuffled pass of the training split; return its mean loss and accuracy.
 
@@ -82,7 +52,7 @@ def train_one_epoch(
     bar = tqdm(batches, total=data.num_batches("train"), desc=f"epoch {state.epoch + 1}", leave=False,
                disable=not progress, dynamic_ncols=True)
     for x, y in bar:
-        loss, logits = train_step(model, x, y, optimizer, grad_clip_norm, precision, scaler)
+        loss, logits = step(x, y)
         if step_scheduler is not None:
             step_scheduler.step()
         state.step += 1
@@ -100,8 +70,8 @@ def train_one_epoch(
 
 
 def fit(
-    model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, state: TrainState, *,
-    epochs: int, generator: torch.Generator, grad_clip_norm: float | None, log_every_n_steps: int,
+    model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, step: Step, state: TrainState, *,
+    epochs: int, generator: torch.Generator, log_every_n_steps: int,
     max_loss: float | None, writer: SummaryWriter, progress: bool, run_dir: Path, config: dict,
     scheduler: LRScheduler | ReduceLROnPlateau | None = None, patience: int | None = None,
     precision: str = "fp32",
@@ -112,19 +82,17 @@ def fit(
         _log_epoch(writer, state, _evaluate_all(model, data, precision))
     progress = progress and sys.stdout.isatty()
     per_step = scheduler if isinstance(scheduler, OneCycleLR) else None
-    scaler = make_scaler(precision)
     while state.epoch < epochs and not state.stopped_early:
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(
-            model, data, optimizer, state, generator=generator, grad_clip_norm=grad_clip_norm,
-            log_every_n_steps=log_every_n_steps, max_loss=max_loss, writer=writer, progress=progress,
-            step_scheduler=per_step, precision=precision, scaler=scaler,
+            model, data, step, state, generator=generator, log_every_n_steps=log_every_n_steps,
+            max_loss=max_loss, writer=writer, progress=progress, step_scheduler=per_step,
         )
         seconds = time.perf_counter() - started
         state.epoch += 1
         metrics = {
             tags.TRAIN_LOSS: train_loss, tags.TRAIN_ACC: train_acc, **_evaluate_all(model, data, precision),
-            tags.LR: optimizer.param_groups[0]["lr"], tags.EPOCH_SECONDS: seconds,
+            tags.LR: float(optimizer.param_groups[0]["lr"]), tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
         _step_epoch_scheduler(scheduler, metrics[tags.VAL_ACC])
@@ -133,13 +101,13 @@ def fit(
             state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
         state.stopped_early = patience is not None and state.epoch - state.best_epoch >= patience
         _log_epoch(writer, state, metrics)
-        writer.add_figure(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step)  # closes it
+        writer.add_image(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step, dataformats="HWC")
         save_checkpoint(run_dir / "checkpoints", model, optimizer, scheduler, state, generator, config,
                         is_best=is_best)
     if state.stopped_early:
         log.info("early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
                  patience, state.best_val_acc, state.best_epoch)
-    writer.add_figure(tags.CONFUSION, draw_confusion(model, data, run_dir), state.step)
+    writer.add_image(tags.CONFUSION, draw_confusion(model, data, run_dir), state.step, dataformats="HWC")
     return state
 
 

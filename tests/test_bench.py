@@ -55,3 +55,20 @@ def test_reference_loop_sees_the_same_data_as_the_framework(view):
     labels = torch.cat([y for _, y in batches])
     assert torch.equal(labels.sort().values, data.train_y.sort().values)
     assert batches[0][0].shape == (len(batches[0][1]), data.seq_len, data.input_size)
+
+
+def test_step_check_compares_the_framework_step_with_eager_steps(tmp_path):
+    # On a CPU both steps are eager: the same start and batches must give the same losses, bit for bit.
+    result = run_cli(*SMALL, "bench.which=framework", "bench.epochs=0", "bench.step_check=12",
+                     f"hydra.run.dir={tmp_path}", module="src.bench")
+    assert result.returncode == 0, result.stderr
+    check = json.loads((tmp_path / "bench.json").read_text())["step_check"]
+    assert check["steps"] == 12 and check["framework_step"] == "eager"
+    assert check["max_abs_loss_diff_to_eager"] == 0.0 and 0 < check["last_eager_loss"] < 2
+    assert "eager step against eager steps over 12 steps: largest loss difference 0 " in result.stdout
+
+
+def test_step_profile_needs_a_gpu_and_says_so_in_one_line(tmp_path):
+    result = run_cli(*SMALL, "trainer.device=cpu", f"hydra.run.dir={tmp_path}", module="src.step_profile")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: trainer.device='cpu' is not allowed: expected cuda" in result.stderr

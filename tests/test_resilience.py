@@ -159,6 +159,8 @@ BAD_INPUTS = [
     (("trainer.data_placement=gpu",), None, ["trainer.data_placement='gpu'", "auto | device | host"]),
     (("trainer.precision=fp8",), None, ["trainer.precision='fp8'", "fp32 | bf16 | fp16-mixed"]),
     (("trainer.device=cpu", "trainer.precision=fp16-mixed"), None, ["trainer.precision='fp16-mixed'", "needs a CUDA device"]),
+    (("trainer.cuda_graph=maybe",), None, ["trainer.cuda_graph='maybe'", "auto | true | false"]),
+    (("trainer.device=cpu", "trainer.cuda_graph=true"), None, ["trainer.cuda_graph=True", "CUDA graphs need a CUDA device"]),
     (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),
     (("scheduler=exponential",), None, ["scheduler/exponential", "cosine none onecycle plateau step"]),
     (("data=mnist", "data.root={root}/empty", "data.download=false"), None,

@@ -17,6 +17,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from conftest import ROOT, run_cli
 from src import tags
 from src.hparams import HPARAM_KEYS, hparam_values
+from src.report import over_seeds, seed_table
 from src.run import pick_device, threads_per_job
 
 TINY = ("-m", "data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
@@ -172,3 +173,18 @@ def test_sweep_jobs_spread_over_several_gpus(monkeypatch):
     assert [str(pick_device("auto", job)) for job in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
     assert str(pick_device("cuda:2", 5)) == "cuda:2"  # an explicit device is kept
     assert str(pick_device("auto")) == "cuda"  # a single run: the current device
+
+
+def test_report_gives_mean_and_spread_over_seeds_per_configuration():
+    def row(overrides: str, val: float, test: float, status: str = "ok") -> dict:
+        return {"overrides": overrides, "status": status, "val_acc": val, "test_acc": test}
+
+    rows = [row("model=gru seed=0", 0.90, 0.89), row("model=gru seed=1", 0.92, 0.91),
+            row("model=rnn seed=0", 0.80, 0.81), row("model=rnn seed=1", 0.84, 0.83),
+            row("model=rnn seed=2", None, None, status="failed")]
+    groups = over_seeds(rows)
+    assert [g["overrides"] for g in groups] == ["model=gru", "model=rnn"] and [g["seeds"] for g in groups] == [2, 2]
+    assert groups[0]["val_acc_mean"] == pytest.approx(0.91) and groups[0]["val_acc_std"] == pytest.approx(0.01414, abs=1e-5)
+    assert (groups[1]["test_acc_min"], groups[1]["test_acc_max"]) == (0.81, 0.83)
+    assert "| model=gru | 2 | 0.9100 ± 0.0141 (0.9000-0.9200) | 0.9000 ± 0.0141 (0.8900-0.9100) |" in seed_table(rows)
+    assert over_seeds([row("model=gru seed=0", 0.9, 0.9), row("model=rnn seed=0", 0.8, 0.8)]) == []

@@ -7,6 +7,7 @@ from src import tags
 from src.data import load_images
 from src.models import RecurrentClassifier
 from src.scoring import evaluate
+from src.steps import make_step
 from src.train import TrainState, fit
 
 
@@ -18,8 +19,9 @@ def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainS
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     state = TrainState()
     with SummaryWriter(str(tmp_path / "events")) as writer:
-        fit(model, data, optimizer, state, epochs=epochs, generator=torch.Generator().manual_seed(seed),
-            grad_clip_norm=1.0, log_every_n_steps=5, max_loss=None, writer=writer, progress=False,
+        step = make_step(model, optimizer, 1.0, "fp32", data.batch_size, cuda_graph=False)
+        fit(model, data, optimizer, step, state, epochs=epochs, generator=torch.Generator().manual_seed(seed),
+            log_every_n_steps=5, max_loss=None, writer=writer, progress=False,
             run_dir=tmp_path, config={"seed": seed})
     return state, model
 

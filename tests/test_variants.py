@@ -13,6 +13,7 @@ from src import tags
 from src.checkpoints import TrainState
 from src.data import make_synthetic
 from src.models import RecurrentClassifier
+from src.steps import make_step
 from src.train import train_one_epoch
 
 SMALL = ("data=synthetic", "data.num_train=400", "data.val_size=100", "data.seq_len=6", "data.input_size=5",
@@ -67,12 +68,34 @@ def test_streaming_from_host_gives_the_same_run_as_holding_the_data(tmp_path):
     assert len(runs) == 2 and len({(m["test_loss"], m["val_acc"]) for m in runs.values()}) == 1
 
 
-def test_bf16_autocast_trains_on_the_cpu(tmp_path):
-    result = run_cli(*SMALL, "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16", "trainer.device=cpu",
-                     f"hydra.run.dir={tmp_path}")
+def test_bf16_autocast_trains_a_gru_on_the_cpu(tmp_path):
+    result = run_cli(*SMALL, "model=gru", "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16",
+                     "trainer.device=cpu", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["test_acc"] > 0.5
+
+
+def cpu_has_bf16_lstm() -> bool:
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(5, 8, batch_first=True)(torch.zeros(1, 6, 5))
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_bf16_lstm_on_the_cpu_trains_where_onednn_can_and_is_refused_in_one_line_where_not(tmp_path):
+    # oneDNN has a bf16 LSTM only on CPUs with AVX-512 bf16; elsewhere the run must say so before training.
+    result = run_cli(*SMALL, "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16", "trainer.device=cpu",
+                     f"hydra.run.dir={tmp_path}")
+    if cpu_has_bf16_lstm():
+        assert result.returncode == 0, result.stderr
+        assert json.loads((tmp_path / "metrics.json").read_text())["test_acc"] > 0.5
+    else:
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "trainer.precision='bf16' is not allowed: expected fp32 on this CPU" in result.stderr
+        assert not (tmp_path / "metrics.json").exists()
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
@@ -93,9 +116,9 @@ def test_gradient_clipping_bounds_the_update():
         model = RecurrentClassifier(5, 3, 6, hidden_size=8)
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-        train_one_epoch(model, data, optimizer, TrainState(), generator=torch.Generator().manual_seed(0),
-                        grad_clip_norm=clip, log_every_n_steps=100, max_loss=None,
-                        writer=None, progress=False)  # one batch: one step
+        step = make_step(model, optimizer, clip, "fp32", data.batch_size, cuda_graph=False)
+        train_one_epoch(model, data, step, TrainState(), generator=torch.Generator().manual_seed(0),
+                        log_every_n_steps=100, max_loss=None, writer=None, progress=False)  # one batch: one step
         return (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
 
     assert update_size(1e-3) == pytest.approx(1e-3, rel=1e-3)  # SGD lr 1: the step is the clipped gradient

@@ -1,0 +1,91 @@
+"""The step choice, and what the CUDA-graph step relies on that a CPU can check: schedulers update a
+GPU-resident learning rate in place, and a graph run's checkpoint resumes anywhere.
+
+The capture and replay themselves need a GPU: `python -m src.bench trainer.device=cuda bench.step_check=300`
+compares them with eager steps there (experiments/performance/).
+"""
+
+import pytest
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau, StepLR
+
+from src.checkpoints import TrainState, restore, save_checkpoint
+from src.models import RecurrentClassifier
+from src.schema import ConfigError
+from src.steps import make_capturable, make_step, train_step, use_cuda_graph
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU: only the choice is tested
+
+
+def tiny() -> tuple[RecurrentClassifier, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return RecurrentClassifier(5, 3, 6, hidden_size=8), torch.randn(16, 6, 5), torch.randint(3, (16,))
+
+
+def test_auto_uses_the_graph_exactly_where_it_can_work():
+    model, _, _ = tiny()
+    adam, adamw = torch.optim.Adam(model.parameters()), torch.optim.AdamW(model.parameters())
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert use_cuda_graph("auto", CUDA, "fp32", adam, None) and use_cuda_graph("auto", CUDA, "bf16", adamw, None)
+    assert use_cuda_graph(True, CUDA, "fp32", adam, CosineAnnealingLR(adam, 5))
+    assert not use_cuda_graph("auto", CPU, "fp32", adam, None)
+    assert not use_cuda_graph(False, CUDA, "fp32", adam, None)
+    assert not use_cuda_graph("auto", CUDA, "fp16-mixed", adam, None)  # the scaler syncs every step
+    assert not use_cuda_graph("auto", CUDA, "fp32", sgd, None)  # its lr cannot be a GPU tensor
+    assert not use_cuda_graph("auto", CUDA, "fp32", adam, OneCycleLR(adam, 0.01, total_steps=10))
+    assert use_cuda_graph("auto", CUDA, "fp32", adam, OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False))
+    with pytest.raises(ConfigError, match="trainer.cuda_graph=True is not allowed: expected false or auto here: "
+                                          "the graph step needs Adam or AdamW"):
+        use_cuda_graph(True, CUDA, "fp32", sgd, None)
+
+
+@pytest.mark.parametrize("make_scheduler", [
+    lambda o: CosineAnnealingLR(o, T_max=4), lambda o: StepLR(o, step_size=1, gamma=0.5),
+    lambda o: ReduceLROnPlateau(o, mode="max", patience=0, factor=0.5),
+], ids=["cosine", "step", "plateau"])
+def test_schedulers_update_a_capturable_lr_in_place(make_scheduler):
+    model, _, _ = tiny()
+    plain = torch.optim.Adam(model.parameters(), lr=0.01)
+    captured = torch.optim.Adam(model.parameters(), lr=0.01)
+    make_capturable(captured, CPU)
+    lr = captured.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor) and captured.param_groups[0]["capturable"]
+    schedulers = make_scheduler(plain), make_scheduler(captured)
+    for _ in range(3):
+        for scheduler in schedulers:
+            scheduler.optimizer.step()  # no gradients: changes nothing, keeps the call order torch expects
+            scheduler.step(0.5) if isinstance(scheduler, ReduceLROnPlateau) else scheduler.step()
+        # A replayed graph reads this very tensor: a scheduler that replaced it would go unseen.
+        assert captured.param_groups[0]["lr"] is lr
+        assert lr.item() == pytest.approx(plain.param_groups[0]["lr"], rel=1e-6)
+    assert lr.item() < 0.01
+
+
+def test_a_graph_runs_checkpoint_resumes_with_plain_settings(tmp_path):
+    model, x, y = tiny()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    train_step(model, x, y, optimizer, 1.0)
+    make_capturable(optimizer, CPU)  # what a CUDA-graph run saves: lr a tensor, capturable=True
+    save_checkpoint(tmp_path, model, optimizer, None, TrainState(epoch=1, step=1), torch.Generator(), {}, is_best=False)
+
+    resumed_model, _, _ = tiny()
+    resumed = torch.optim.Adam(resumed_model.parameters(), lr=0.01)
+    restore(torch.load(tmp_path / "last.pt", weights_only=False), resumed_model, resumed, None, torch.Generator())
+    lr = resumed.param_groups[0]["lr"]
+    assert isinstance(lr, float) and lr == pytest.approx(0.01) and resumed.param_groups[0]["capturable"] is False
+    # capturable=True on a CPU would refuse to step; the restored optimizer steps like the saved one would.
+    step = make_step(resumed_model, resumed, 1.0, "fp32", len(y), cuda_graph=False)
+    loss, _ = step(x, y)
+    assert torch.isfinite(loss) and resumed.state[next(iter(resumed.state))]["step"].item() == 2
+
+
+def test_zeroing_gradients_in_place_steps_like_setting_them_to_none():
+    # The graph step's eager batches zero the gradient buffers the graph writes into instead of dropping them.
+    results = []
+    for set_to_none in (True, False):
+        model, x, y = tiny()
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(3):
+            train_step(model, x, y, optimizer, 1.0, set_to_none=set_to_none)
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(*results)
