@@ -67,11 +67,15 @@ def _sync(device: torch.device) -> None:
 
 
 def loop_step(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.nn.Module, Step]:
-    """A fresh model (the same initial weights for every loop) and the step this loop trains it with."""
+    """A fresh model (the same initial weights for every loop) and the step this loop trains it with:
+    `framework` the step a run takes, `reference` the eager step, `eager_capturable` the eager step
+    with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""
     torch.manual_seed(cfg.seed)
     model, optimizer, _ = build_training(cfg, data, device)  # the loops compare steps, not schedules
     if loop == "framework":
         return model, build_step(cfg, model, optimizer, None, data, device)
+    if loop == "eager_capturable":
+        make_capturable(optimizer, device)
     return model, make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
                             cuda_graph=False)
 
@@ -120,19 +124,10 @@ def exact_kernels() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def step_losses(kind: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.Tensor, bool]:
-    """The losses of bench.step_check steps from the seeded start, taken with one kind of step:
-    `eager`, `eager_capturable` (eager, with Adam's lr and step count on the GPU as the graph has them),
-    or `framework` (the step a run takes); and whether that step was a CUDA graph."""
-    torch.manual_seed(cfg.seed)
-    model, optimizer, _ = build_training(cfg, data, device)
-    if kind == "framework":
-        step = build_step(cfg, model, optimizer, None, data, device)
-    else:
-        if kind == "eager_capturable":
-            make_capturable(optimizer, device)
-        step = make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
-                         cuda_graph=False)
+def step_losses(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """The losses of bench.step_check steps from the seeded start with one loop's step (see loop_step),
+    and whether that step was a CUDA graph."""
+    model, step = loop_step(loop, cfg, data, device)
     generator = torch.Generator().manual_seed(cfg.seed)
     batches = itertools.chain.from_iterable(data.batches("train", True, generator) for _ in itertools.count())
     model.train()
@@ -148,8 +143,9 @@ def check_step(cfg: DictConfig, data: SequenceData, device: torch.device) -> dic
     with exact_kernels():
         losses = {}
         losses["framework"], graphed = step_losses("framework", cfg, data, device)
-        for kind in ("eager", "eager_capturable") if graphed else ("eager",):
-            losses[kind] = step_losses(kind, cfg, data, device)[0]
+        losses["eager"] = step_losses("reference", cfg, data, device)[0]
+        if graphed:
+            losses["eager_capturable"] = step_losses("eager_capturable", cfg, data, device)[0]
     result = {"steps": cfg.bench.step_check, "framework_step": "cuda graph" if graphed else "eager",
               "last_eager_loss": losses["eager"][-1].item()}
     for kind in list(losses)[1:]:

@@ -57,13 +57,18 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value).replace("|", "\\|")
 
 
+def shared_overrides(overrides: list[str]) -> set[str]:
+    """The overrides every one of several jobs has (none for a single job: its own are what it is)."""
+    return set.intersection(*(set(line.split()) for line in overrides)) if len(overrides) > 1 else set()
+
+
 def write_tables(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
     """summary.csv (every figure as is) and summary.md (rounded, shared overrides once, the best starred)."""
     with open(sweep_dir / "summary.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    shared = set.intersection(*(set(row["overrides"].split()) for row in rows)) if len(rows) > 1 else set()
+    shared = shared_overrides([row["overrides"] for row in rows])
     lines = [f"# Sweep {sweep_dir}", "", f"{len(rows)} jobs, sorted by {SORT_KEY}; * marks the best."]
     if shared:
         lines.append(f"Overrides of every job: `{' '.join(sorted(shared))}`.")
@@ -102,7 +107,7 @@ def seed_table(rows: list[dict[str, Any]]) -> list[str]:
     groups = over_seeds(rows)
     if not groups:
         return []
-    shared = set.intersection(*(set(g["overrides"].split()) for g in groups)) if len(groups) > 1 else set()
+    shared = shared_overrides([g["overrides"] for g in groups])
     lines = ["", "## Over seeds", "", f"Mean ± standard deviation (min-max) over seeds, sorted by mean {SORT_KEY}.", "",
              f"| overrides | seeds | {SORT_KEY} | test_acc |", "| --- | --- | --- | --- |"]
     for g in groups:
