@@ -66,6 +66,9 @@ def test_step_check_compares_the_framework_step_with_eager_steps(tmp_path):
     assert check["steps"] == 12 and check["framework_step"] == "eager"
     assert check["max_abs_loss_diff_to_eager"] == 0.0 and 0 < check["last_eager_loss"] < 2
     assert "eager step against eager steps over 12 steps: largest loss difference 0 " in result.stdout
+    bad = run_cli(*SMALL, "bench.step_check=-1", f"hydra.run.dir={tmp_path / 'bad'}", module="src.bench")
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
+        "error: bench.step_check=-1 is not allowed: expected an integer >= 0 (0: no check)")
 
 
 def test_step_profile_needs_a_gpu_and_says_so_in_one_line(tmp_path):
