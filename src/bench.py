@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from src.data import SequenceData
-from src.run import build_data, build_step, build_training, cli, pick_device
+from src.job import build_data, build_step, build_training, pick_device
+from src.run import cli
 from src.schema import ConfigError, validate
 from src.scoring import evaluate
 from src.steps import GraphedStep, Step, make_capturable, make_step

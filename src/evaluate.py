@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from src import pictures
-from src.run import cli, pick_device
+from src.job import pick_device
+from src.run import cli
 from src.schema import ConfigError
 from src.scoring import draw_confusion, draw_predictions, evaluate, predict
 

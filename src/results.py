@@ -4,14 +4,17 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from src import tags
-from src.checkpoints import TrainState
+
+if TYPE_CHECKING:  # the sweep report reads metrics in the launching process, which never imports torch
+    from src.checkpoints import TrainState
 
 METRICS_FILE = "metrics.json"
 
 
-def final_metrics(state: TrainState, status: str, num_params: int, seconds: float, device: str,
+def final_metrics(state: "TrainState", status: str, num_params: int, seconds: float, device: str,
                   diverged_at: dict | None, view: str, permutation_seed: int) -> dict:
     """The last epoch's figures, the best validation accuracy, how the run ended, and how it read the data."""
     last = state.history[-1] if state.history else {}

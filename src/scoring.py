@@ -24,8 +24,6 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 def check_precision(model: nn.Module, data: SequenceData, device: torch.device, precision: str) -> None:
     """Refuse bf16 on a CPU whose oneDNN lacks the model's bf16 kernels (LSTM without AVX-512 bf16),
     before training starts rather than at its first batch."""
-    # Here and not in src.run: launchers pickle src.run's functions by value, and with them the
-    # modules they reach, which torch.backends (not a plain module) refuses.
     if precision != "bf16" or device.type != "cpu":
         return
     try:

@@ -21,7 +21,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from src.bench import loop_step
 from src.data import SequenceData
-from src.run import build_data, cli, pick_device
+from src.job import build_data, pick_device
+from src.run import cli
 from src.schema import ConfigError, validate
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from conftest import ROOT, run_cli
 from src import tags
 from src.hparams import HPARAM_KEYS, hparam_values
 from src.report import over_seeds, seed_table
-from src.run import pick_device, threads_per_job
+from src.job import pick_device, threads_per_job
 
 TINY = ("-m", "data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
         "trainer.epochs=1", "trainer.log_every_n_steps=2")
@@ -188,3 +188,11 @@ def test_report_gives_mean_and_spread_over_seeds_per_configuration():
     assert (groups[1]["test_acc_min"], groups[1]["test_acc_max"]) == (0.81, 0.83)
     assert "| model=gru | 2 | 0.9100 ± 0.0141 (0.9000-0.9200) | 0.9000 ± 0.0141 (0.8900-0.9100) |" in seed_table(rows)
     assert over_seeds([row("model=gru seed=0", 0.9, 0.9), row("model=rnn seed=0", 0.8, 0.8)]) == []
+
+
+def test_a_sweeps_launching_process_does_not_import_torch():
+    # The launching process composes configs, starts jobs and writes the report; importing torch there
+    # would add seconds to every sweep that joblib's workers, which import it themselves, cannot hide.
+    code = "import sys, src.run, src.report; print([m for m in ('torch', 'tensorboard', 'matplotlib') if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
