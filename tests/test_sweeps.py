@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -86,6 +87,22 @@ def test_optuna_sweeper_three_seeded_trials(tmp_path):
     # The sampler is seeded: the same study proposes the same trials again.
     again, rows_again = sweep(tmp_path / "again", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
     assert sorted(row["overrides"] for row in rows_again) == sorted(row["overrides"] for row in rows)
+
+
+def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first, first_rows = sweep(tmp_path / "first", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
+                              f"hydra.sweeper.storage={storage}")
+    assert first.returncode == 0, first.stderr
+    # A new seed for the second session: the same one would propose the first session's trials again.
+    second, second_rows = sweep(tmp_path / "second", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
+                                f"hydra.sweeper.storage={storage}", "hydra.sweeper.sampler.seed=1")
+    assert second.returncode == 0, second.stderr
+    study = optuna.load_study(study_name="lstm_optuna", storage=storage)
+    assert [trial.number for trial in study.trials] == [0, 1, 2, 3]
+    assert {row["overrides"] for row in first_rows}.isdisjoint(row["overrides"] for row in second_rows)
+    best = max(float(row["val_acc"]) for row in first_rows + second_rows)
+    assert f"best_value: {best}" in (tmp_path / "second" / "optimization_results.yaml").read_text()
 
 
 def test_submitit_local_launcher(tmp_path):
