@@ -4,10 +4,12 @@ The YAML files in conf/ extend these schemas (their defaults list names them), s
 or a value of the wrong type is refused by Hydra at composition, before any work starts.
 """
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 CELLS = ("rnn", "gru", "lstm")
@@ -26,6 +28,17 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: object, allowed: str) -> None:
         super().__init__(f"{key}={value!r} is not allowed: expected {allowed}")
         self.key = key
+
+
+class LauncherCheck(Callback):
+    """Hydra callback: refuse, before any job starts, a launcher setting the launcher would only trip on."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        n_jobs = config.hydra.launcher.get("n_jobs")
+        if n_jobs == 0:  # joblib's own words ("n_jobs == 0 in Parallel has no meaning") name no key
+            error = ConfigError("hydra.launcher.n_jobs", n_jobs, "a number of parallel jobs >= 1, or -N for all cores but N-1")
+            # Hydra turns a callback's exception into a warning and goes on; SystemExit gets through.
+            sys.exit(f"error: {error}")
 
 
 @dataclass

@@ -105,6 +105,13 @@ def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
     assert f"best_value: {best}" in (tmp_path / "second" / "optimization_results.yaml").read_text()
 
 
+def test_zero_joblib_workers_are_refused_in_one_line_before_any_job(tmp_path):
+    result, rows = sweep(tmp_path / "sweep", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0")
+    assert result.returncode == 1 and not rows and not (tmp_path / "sweep").exists()
+    assert result.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.n_jobs=0 is not allowed: expected")
+    assert "Traceback" not in result.stderr
+
+
 def test_submitit_local_launcher(tmp_path):
     result, rows = sweep(tmp_path, "hydra/launcher=submitit_local", "model.hidden_size=8,12")
     assert result.returncode == 0, result.stderr
