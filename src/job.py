@@ -86,13 +86,10 @@ def build_step(cfg: DictConfig, model: torch.nn.Module, optimizer: torch.optim.O
 
 
 def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None,
-              started: float) -> dict:
-    """Build data, model and optimizer from the config, train (or resume), and write metrics.json.
-
-    `started` is the perf_counter time start-up is counted from: the process's start for a single run,
-    the job's own start in a sweep.
-    """
-    since = "start" if job_num is None else "job start"
+              process_started: float) -> dict:
+    """Build data, model and optimizer from the config, train (or resume), and write metrics.json."""
+    # A single run counts its start-up from the process's start; a sweep's job from its own start.
+    started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     last_checkpoint = run_dir / "checkpoints" / "last.pt"

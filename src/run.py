@@ -40,8 +40,7 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     try:
         metrics = train_job(cfg, run_dir, parallel_jobs=hydra_config.launcher.get("n_jobs"),
-                            job_num=hydra_config.job.num if in_sweep else None,
-                            started=time.perf_counter() if in_sweep else STARTED)
+                            job_num=hydra_config.job.num if in_sweep else None, process_started=STARTED)
     except Exception as error:
         if not in_sweep:
             raise

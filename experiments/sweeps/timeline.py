@@ -37,6 +37,7 @@ def job_span(run_log: Path) -> tuple[float, float, float] | None:
 
 
 def main(sweep_dir: Path, main_log: Path, start: float, end: float) -> None:
+    # "Launching 4 jobs locally" (basic launcher), "... is launching 16 jobs" (joblib)
     launched = first_stamp(main_log.read_text().splitlines(), "aunching")
     spans = sorted(span for log in sweep_dir.glob("*/run.log") if (span := job_span(log)))
     if launched is None or not spans:
