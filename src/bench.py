@@ -4,8 +4,8 @@ loop, in one process, on the same data, model, optimizer step and seed; writes b
 The reference loop does what torchvision's MNIST + ToTensor + DataLoader do for every sample (a PIL
 image, ToTensor, Normalize, collate in a worker process, copy to the device) and takes eager steps;
 the framework gathers batches from uint8 tensors already on the device and takes the step a run
-takes (replayed as a CUDA graph where trainer.cuda_graph allows). `bench.step_check` steps of the
-framework's step are compared with eager steps from the same start: the largest loss difference.
+takes (replayed as a CUDA graph where trainer.cuda_graph allows). With `bench.step_check=N`, N steps of
+the framework's step are compared with eager steps from the same start (src/step_check.py).
 """
 
 import itertools
@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -24,14 +24,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from src.atomic import write_bytes_atomically
 from src.data import SequenceData
-from src.job import build_data, build_step, build_training, pick_device
-from src.run import cli
-from src.schema import ConfigError, validate
+from src.errors import ConfigError, cli
+from src.job import build_data, fresh_step, pick_device
+from src.schema import register_schemas, validate
 from src.scoring import evaluate
-from src.steps import GraphedStep, Step, make_capturable, make_step
+from src.step_check import FreshStep, check_step
 
 log = logging.getLogger(__name__)
+register_schemas()
 LOOPS = ("reference", "framework")
 
 
@@ -67,98 +69,49 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def loop_step(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.nn.Module, Step]:
-    """A fresh model (the same initial weights for every loop) and the step this loop trains it with:
-    `framework` the step a run takes, `reference` the eager step, `eager_capturable` the eager step
-    with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""
-    torch.manual_seed(cfg.seed)
-    model, optimizer, _ = build_training(cfg, data, device)  # the loops compare steps, not schedules
-    if loop == "framework":
-        return model, build_step(cfg, model, optimizer, None, data, device)
-    if loop == "eager_capturable":
-        make_capturable(optimizer, device)
-    return model, make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
-                            cuda_graph=False)
-
-
-def measure(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
-    """Seconds per step over bench.steps steps (after warm-up), then s/epoch and test accuracy."""
-    model, step = loop_step(loop, cfg, data, device)
-    generator, workers = torch.Generator().manual_seed(cfg.seed), cfg.bench.num_workers
-    endless = itertools.chain.from_iterable(epoch_batches(loop, data, generator, workers) for _ in itertools.count())
+def measure(loop: str, fresh: FreshStep, data: SequenceData, *, steps: int, warmup: int, epochs: int,
+            num_workers: int, seed: int, precision: str) -> dict:
+    """Seconds per step over `steps` steps (after `warmup`), then s/epoch over `epochs` epochs and test accuracy."""
+    device = data.device
+    model, step = fresh()
+    generator = torch.Generator().manual_seed(seed)
+    endless = itertools.chain.from_iterable(epoch_batches(loop, data, generator, num_workers) for _ in itertools.count())
     model.train()
-    for x, y in itertools.islice(endless, cfg.bench.warmup):
+    for x, y in itertools.islice(endless, warmup):
         step(x, y)
     _sync(device)
     started = time.perf_counter()
-    for x, y in itertools.islice(endless, cfg.bench.steps):
+    for x, y in itertools.islice(endless, steps):
         step(x, y)
     _sync(device)
-    result = {"s_per_step": (time.perf_counter() - started) / cfg.bench.steps}
-    if cfg.bench.epochs:
-        model, step = loop_step(loop, cfg, data, device)
-        generator, seconds = torch.Generator().manual_seed(cfg.seed), []
-        for _ in range(cfg.bench.epochs):
+    result = {"s_per_step": (time.perf_counter() - started) / steps}
+    if epochs:
+        model, step = fresh()
+        generator, seconds = torch.Generator().manual_seed(seed), []
+        for _ in range(epochs):
             model.train()
             started = time.perf_counter()
-            for x, y in epoch_batches(loop, data, generator, workers):
+            for x, y in epoch_batches(loop, data, generator, num_workers):
                 step(x, y)
             _sync(device)
             seconds.append(time.perf_counter() - started)
         # The first epoch pays for warm-up (worker start, allocator, cuDNN plans, capture): report the others.
         steady = seconds[1:] or seconds
         result["s_per_epoch"] = sum(steady) / len(steady)
-        result["test_acc"] = evaluate(model, data, "test", cfg.trainer.precision)[1]
+        result["test_acc"] = evaluate(model, data, "test", precision)[1]
     result["samples_per_second"] = data.batch_size / result["s_per_step"]
-    return result
-
-
-@contextmanager
-def exact_kernels() -> Iterator[None]:
-    """Deterministic cuDNN and no TF32 while comparing steps: otherwise two runs of the same eager loop
-    drift apart too, and the check would measure the kernels' rounding instead of the step."""
-    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False, False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-def step_losses(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.Tensor, bool]:
-    """The losses of bench.step_check steps from the seeded start with one loop's step (see loop_step),
-    and whether that step was a CUDA graph."""
-    model, step = loop_step(loop, cfg, data, device)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    batches = itertools.chain.from_iterable(data.batches("train", True, generator) for _ in itertools.count())
-    model.train()
-    # clone: a graph step's loss is its output buffer, overwritten by the next replay
-    losses = torch.stack([step(x, y)[0].clone() for x, y in itertools.islice(batches, cfg.bench.step_check)])
-    return losses, isinstance(step, GraphedStep)
-
-
-def check_step(cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
-    """The framework's step against eager steps over bench.step_check batches from one start, with exact
-    kernels: the largest loss difference to the eager step with the same (capturable) Adam, which
-    isolates graph replay, and to the plain eager step (0 where the framework's step is eager)."""
-    with exact_kernels():
-        losses = {}
-        losses["framework"], graphed = step_losses("framework", cfg, data, device)
-        losses["eager"] = step_losses("reference", cfg, data, device)[0]
-        if graphed:
-            losses["eager_capturable"] = step_losses("eager_capturable", cfg, data, device)[0]
-    result = {"steps": cfg.bench.step_check, "framework_step": "cuda graph" if graphed else "eager",
-              "last_eager_loss": losses["eager"][-1].item()}
-    for kind in list(losses)[1:]:
-        difference = (losses["framework"] - losses[kind]).abs()
-        result[f"max_abs_loss_diff_to_{kind}"] = difference.max().item()
-        result[f"max_rel_loss_diff_to_{kind}"] = (difference / losses[kind].abs()).max().item()
     return result
 
 
 @hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Run the chosen loops, print the comparison and write bench.json into the run directory."""
+    report = run_bench(cfg, Path(HydraConfig.get().runtime.output_dir))
+    log.info("\n".join(summary_lines(report)))
+
+
+def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
+    """Measure the loops bench.which names (and the step check), write out_dir/bench.json, return its report."""
     validate(cfg)
     if cfg.bench.which not in (*LOOPS, "both"):
         raise ConfigError("bench.which", cfg.bench.which, "reference | framework | both")
@@ -171,36 +124,49 @@ def main(cfg: DictConfig) -> None:
         torch.set_num_threads(cfg.trainer.num_threads)
     data = build_data(cfg, device)
     loops = LOOPS if cfg.bench.which == "both" else (cfg.bench.which,)
-    results = {loop: measure(loop, cfg, data, device) for loop in loops}
-    check = check_step(cfg, data, device) if cfg.bench.step_check else None
+    # The reference loop takes eager steps; the framework the step a run takes.
+    kinds = {"reference": "eager", "framework": "framework", "eager": "eager", "eager_capturable": "eager_capturable"}
+    fresh = {name: partial(fresh_step, kind, cfg, data, device) for name, kind in kinds.items()}
+    results = {loop: measure(loop, fresh[loop], data, steps=cfg.bench.steps, warmup=cfg.bench.warmup,
+                             epochs=cfg.bench.epochs, num_workers=cfg.bench.num_workers, seed=cfg.seed,
+                             precision=cfg.trainer.precision) for loop in loops}
+    by_kind = {kind: fresh[kind] for kind in ("framework", "eager", "eager_capturable")}
+    check = check_step(by_kind, data, cfg.bench.step_check, cfg.seed) if cfg.bench.step_check else None
     report = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
               "torch_version": torch.__version__, "threads": torch.get_num_threads(),
               "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size} head={cfg.model.head}",
               "data": f"{cfg.data.get('dataset', 'synthetic')} {cfg.data.view} batch {cfg.data.batch_size}",
-              "steps": cfg.bench.steps, "epochs": cfg.bench.epochs, "precision": cfg.trainer.precision}
+              "steps": cfg.bench.steps, "epochs": cfg.bench.epochs, "precision": str(cfg.trainer.precision)}
     for loop, figures in results.items():
         report.update({f"{loop}_{key}": value for key, value in figures.items()})
     if len(results) == 2:
         report["speedup"] = report["reference_s_per_step"] / report["framework_s_per_step"]
     if check:
         report["step_check"] = check
-    path = Path(HydraConfig.get().runtime.output_dir) / "bench.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_bytes_atomically(out_dir / "bench.json", (json.dumps(report, indent=2) + "\n").encode())
+    return report
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The report as the table and lines the command prints."""
     lines = [f"{report['model']}, {report['data']}, {report['device']}, torch {report['torch_version']}",
              "| loop | s/step | samples/s | s/epoch | test acc |", "| --- | ---: | ---: | ---: | ---: |"]
-    for loop, figures in results.items():
-        epoch = f"{figures['s_per_epoch']:.2f}" if "s_per_epoch" in figures else "-"
-        accuracy = f"{figures['test_acc']:.4f}" if "test_acc" in figures else "-"
-        lines.append(f"| {loop} | {figures['s_per_step']:.4f} | {figures['samples_per_second']:.0f} | {epoch} | {accuracy} |")
+    for loop in LOOPS:
+        if f"{loop}_s_per_step" not in report:
+            continue
+        epoch = f"{report[f'{loop}_s_per_epoch']:.2f}" if f"{loop}_s_per_epoch" in report else "-"
+        accuracy = f"{report[f'{loop}_test_acc']:.4f}" if f"{loop}_test_acc" in report else "-"
+        lines.append(f"| {loop} | {report[f'{loop}_s_per_step']:.4f} | {report[f'{loop}_samples_per_second']:.0f} "
+                     f"| {epoch} | {accuracy} |")
     if "speedup" in report:
         lines.append(f"speedup (reference s/step / framework s/step): {report['speedup']:.2f}x")
-    if check:
-        for kind in ("eager_capturable", "eager"):
-            if f"max_abs_loss_diff_to_{kind}" in check:
-                lines.append(f"{check['framework_step']} step against {kind} steps over {check['steps']} steps: largest "
-                             f"loss difference {check[f'max_abs_loss_diff_to_{kind}']:.3g} "
-                             f"({check[f'max_rel_loss_diff_to_{kind}']:.3g} relative)")
-    log.info("\n".join(lines + [f"written: {path}"]))
+    check = report.get("step_check")
+    for kind in ("eager_capturable", "eager") if check else ():
+        if f"max_abs_loss_diff_to_{kind}" in check:
+            lines.append(f"{check['framework_step']} step against {kind} steps over {check['steps']} steps: largest "
+                         f"loss difference {check[f'max_abs_loss_diff_to_{kind}']:.3g} "
+                         f"({check[f'max_rel_loss_diff_to_{kind}']:.3g} relative)")
+    return lines
 
 
 if __name__ == "__main__":

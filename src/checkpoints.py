@@ -1,6 +1,7 @@
-"""Checkpoints written atomically: a reader never sees a half-written file."""
+"""Checkpoints: everything to resume a run exactly, serialised on the training thread and written
+atomically off it (src/atomic.py)."""
 
-import os
+import io
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -8,6 +9,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from src.atomic import BackgroundWriter
+from src.schedules import Schedule
 
 # Keys that may change between a run and its resumption; any other difference in model or data refuses.
 RESUMABLE_CHANGES = {"data": {"root", "download", "eval_batch_size"}, "model": set()}
@@ -22,29 +26,19 @@ class TrainState:
     best_val_acc: float = -1.0
     best_epoch: int = 0
     stopped_early: bool = False
+    train_seconds: float = 0.0  # time spent in training epochs (steps), without evaluation or set-up
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def write_atomically(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync it, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: parallel jobs may write one file
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def save_checkpoint(
-    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainState,
-    generator: torch.Generator, config: dict, *, is_best: bool,
-) -> None:
-    """Write last.pt (and best.pt when the validation accuracy improved) with everything to resume."""
+def checkpoint_bytes(
+    model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None, state: TrainState,
+    generator: torch.Generator, config: dict,
+) -> bytes:
+    """The checkpoint of this moment, serialised: model, optimizer, scheduler, loop state, config, RNGs."""
     checkpoint = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scheduler": schedule.scheduler.state_dict() if schedule is not None else None,
         "state": asdict(state),
         "config": config,
         "rng": {
@@ -54,9 +48,16 @@ def save_checkpoint(
             "shuffle": generator.get_state(),
         },
     }
-    write_atomically(checkpoint, directory / "last.pt")
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
+
+
+def save_checkpoint(directory: Path, data: bytes, writer: BackgroundWriter, *, is_best: bool) -> None:
+    """Queue last.pt (and best.pt when the validation accuracy improved) on the background writer."""
+    writer.submit(directory / "last.pt", data)
     if is_best:
-        write_atomically(checkpoint, directory / "best.pt")
+        writer.submit(directory / "best.pt", data)
 
 
 def _refuse_changes(saved: dict, config: dict, path: Path) -> None:
@@ -79,7 +80,8 @@ def load_compatible(path: Path, config: dict) -> dict:
 
 
 def restore(
-    checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator
+    checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None,
+    generator: torch.Generator,
 ) -> TrainState:
     """Put model, optimizer, scheduler and every RNG back where the checkpoint left them."""
     model.load_state_dict(checkpoint["model"])
@@ -91,8 +93,8 @@ def restore(
         group["lr"] = float(group["lr"])
         if was is not None:
             group["capturable"] = was
-    if scheduler is not None and checkpoint["scheduler"] is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
+    if schedule is not None and checkpoint["scheduler"] is not None:
+        schedule.scheduler.load_state_dict(checkpoint["scheduler"])
     rng = checkpoint["rng"]
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])

@@ -1,7 +1,8 @@
-"""Image datasets held whole as uint8 tensors on the training device, read as sequences.
+"""Image datasets held whole as uint8 tensors, read as sequences, delivered in batches on the training device.
 
-Small datasets (MNIST is 47 MB) fit on any device, so batches are gathered and scaled where the
-model runs: no worker processes, no per-sample Python, no host-to-device copy per step.
+Small datasets (MNIST is 47 MB) fit on any device, so by default they are held there and batches are
+gathered and scaled where the model runs: no worker processes, no per-sample Python, no host-to-device
+copy per step. Data too large for the device streams from pinned host memory a batch at a time.
 """
 
 from collections.abc import Iterator
@@ -10,15 +11,23 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
+from src.choices import Placement, View
+from src.errors import ConfigError
 from src.image_files import load_decoded
-from src.schema import ConfigError
 
 IMAGE_SHAPE = (28, 28)  # every dataset of the MNIST family
 
 
-def sequence_shape(view: str, height: int, width: int) -> tuple[int, int]:
+def choose_placement(placement: Placement | str, nbytes: int, free_bytes: int) -> Placement:
+    """`auto` holds the data on the device when it takes at most a quarter of the device's free memory."""
+    if placement != Placement.auto:
+        return Placement(placement)
+    return Placement.device if nbytes * 4 <= free_bytes else Placement.host
+
+
+def sequence_shape(view: View | str, height: int, width: int) -> tuple[int, int]:
     """(steps, features) of an image of height x width read in the given view."""
-    return {"rows": (height, width), "columns": (width, height)}.get(view, (height * width, 1))
+    return {View.rows: (height, width), View.columns: (width, height)}.get(View(view), (height * width, 1))
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class SequenceData:
     class_names: tuple[str, ...]
     batch_size: int
     eval_batch_size: int
-    view: str
+    view: View
     permutation: Tensor  # order of the H*W pixels for the `permuted` view
     mean: float = 0.0
     std: float = 1.0
@@ -57,18 +66,18 @@ class SequenceData:
         tensors = (getattr(self, f.name) for f in fields(self))
         return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, Tensor))
 
-    def place(self, device: torch.device, placement: str = "auto") -> "SequenceData":
+    def place(self, device: torch.device, placement: Placement | str = Placement.auto) -> "SequenceData":
         """Deliver batches on `device`, holding the data there (`device`) or streaming it from host
         memory, pinned for CUDA (`host`); `auto` holds it on the device when it takes at most a
         quarter of the device's free memory."""
-        if placement == "auto":
+        if placement == Placement.auto:  # a CPU's memory is the host's: holding and streaming are the same
             free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else self.nbytes * 4
-            placement = "device" if self.nbytes * 4 <= free else "host"
+            placement = choose_placement(placement, self.nbytes, free)
         moved = {}
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
             if not isinstance(value, Tensor):
                 continue
-            if placement == "device" or name == "permutation":  # the view is applied on the device
+            if placement == Placement.device or name == "permutation":  # the view is applied on the device
                 moved[name] = value.to(device)
             elif device.type == "cuda":
                 moved[name] = value.pin_memory()  # lets the per-batch copy overlap with compute
@@ -80,11 +89,11 @@ class SequenceData:
 
     def apply_view(self, x: Tensor) -> Tensor:
         """Read float images (B, H, W) as sequences (B, T, F) in this data's view."""
-        if self.view == "columns":
+        if self.view == View.columns:
             return x.transpose(1, 2)  # (B, W, H)
-        if self.view == "pixels":
+        if self.view == View.pixels:
             return x.reshape(len(x), -1, 1)  # (B, H*W, 1)
-        if self.view == "permuted":
+        if self.view == View.permuted:
             return x.reshape(len(x), -1)[:, self.permutation].unsqueeze(-1)  # (B, H*W, 1)
         return x  # rows: (B, H, W)
 
@@ -127,7 +136,7 @@ def _assemble(
         train_x=train_images, train_y=train_y[train_index],
         val_x=train_x[val_index], val_y=train_y[val_index],
         test_x=test_x, test_y=test_y, class_names=class_names,
-        batch_size=batch_size, eval_batch_size=eval_batch_size, view=view,
+        batch_size=batch_size, eval_batch_size=eval_batch_size, view=View(view),
         permutation=permutation, mean=mean, std=std,
     )
 

@@ -1,6 +1,6 @@
 """`python -m src.describe [overrides]`: the configured model's parameters and tensor shapes, no data needed.
 
-(The issue asked for `src.inspect`; the house style forbids module names of the standard library.)
+(Named `describe`, not `inspect`: module names stay clear of the standard library's.)
 """
 
 import sys
@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from src.data import IMAGE_SHAPE, sequence_shape
 from src.models import format_parameters
-from src.run import one_line
+from src.errors import one_line
 from src.schema import register_schemas, validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -12,9 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from src import pictures
+from src.atomic import write_bytes_atomically
+from src.errors import ConfigError, cli
 from src.job import pick_device
-from src.run import cli
-from src.schema import ConfigError
 from src.scoring import draw_confusion, draw_predictions, evaluate, predict
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,16 @@ log = logging.getLogger(__name__)
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    """Evaluate cfg.ckpt on cfg.device, its data found under cfg.data_root if it moved."""
+    report = evaluate_checkpoint(Path(cfg.ckpt), cfg.device, cfg.data_root, Path(HydraConfig.get().runtime.output_dir))
+    lines = [f"{report['checkpoint']} (epoch {report['epoch']}) on the test set: accuracy {report['test_acc']:.4f}, "
+             f"loss {report['test_loss']:.4f}",
+             *(f"  {name:>14}: {accuracy:.4f}" for name, accuracy in report["per_class_acc"].items())]
+    log.info("\n".join(lines))
+
+
+def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run_dir: Path) -> dict:
     """Rebuild the checkpoint's model and data, evaluate on the test set, write evaluation.json and pictures."""
-    path = Path(cfg.ckpt)
     if not path.is_file():
         raise ConfigError("ckpt", str(path), "the path of a run's checkpoints/last.pt or best.pt")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -31,11 +39,11 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError("ckpt", str(path), "a checkpoint written by src.run (with model, config and state)")
     saved = checkpoint["config"]
     data_config = dict(saved["data"])
-    if cfg.data_root:
+    if data_root:
         if "root" not in data_config:
-            raise ConfigError("data_root", cfg.data_root, "null: this checkpoint's data is generated, it has no files")
-        data_config["root"] = cfg.data_root
-    device = pick_device(cfg.device)
+            raise ConfigError("data_root", data_root, "null: this checkpoint's data is generated, it has no files")
+        data_config["root"] = data_root
+    device = pick_device(device_name)
     data = instantiate(data_config).place(device)
     model = instantiate(saved["model"], input_size=data.input_size, num_classes=data.num_classes,
                         seq_len=data.seq_len).to(device)
@@ -43,18 +51,14 @@ def main(cfg: DictConfig) -> None:
     test_loss, test_acc = evaluate(model, data, "test")
     counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
     per_class = (counts.diag() / counts.sum(dim=1).clamp(min=1)).tolist()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     draw_predictions(model, data, run_dir)
     draw_confusion(model, data, run_dir)
     report = {
         "checkpoint": str(path), "epoch": checkpoint["state"]["epoch"], "test_acc": test_acc, "test_loss": test_loss,
         "per_class_acc": dict(zip(data.class_names, per_class)),
     }
-    (run_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"{path} (epoch {report['epoch']}) on the test set: accuracy {test_acc:.4f}, loss {test_loss:.4f}",
-             *(f"  {name:>14}: {accuracy:.4f}" for name, accuracy in report["per_class_acc"].items()),
-             f"pictures and evaluation.json in {run_dir}"]
-    log.info("\n".join(lines))
+    write_bytes_atomically(run_dir / "evaluation.json", (json.dumps(report, indent=2) + "\n").encode())
+    return report
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ so that a machine with no network (or Debian's dataset packages) works without f
 """
 
 import gzip
-import os
+import io
 import shutil
 from pathlib import Path
 
 import torch
 
-from src.checkpoints import write_atomically
+from src.atomic import write_atomically, write_bytes_atomically
 
 # torchvision's dataset class for each name; also the folder under root where torchvision keeps it.
 # torchvision itself is imported only to decode (1.4 s of start-up): a cached start never needs it.
@@ -54,10 +54,8 @@ def _unpack_local(raw: Path, search: list[Path]) -> bool:
         if source == target:
             continue
         opener = gzip.open if source.suffix == ".gz" else open
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # parallel jobs may unpack at once
-        with opener(source, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, target)
+        with opener(source, "rb") as src:  # parallel jobs may unpack at once: each writes whole files
+            write_atomically(target, lambda dst, src=src: shutil.copyfileobj(src, dst))
     return True
 
 
@@ -105,7 +103,9 @@ def load_decoded(dataset: str, root: str | Path, download: bool) -> dict:
                 + (" or run `apt-get install dataset-fashion-mnist`" if dataset == "fashion_mnist" else "")
             )
     tensors = _decode(cls, root, raw)
-    write_atomically(tensors, cache)  # two runs starting at once must not read half a cache
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    write_bytes_atomically(cache, buffer.getvalue())  # two runs starting at once must not read half a cache
     return tensors
 
 

@@ -1,14 +1,18 @@
-"""One job: build data, model, optimizer and step from the composed config, train, write metrics.json.
+"""One job: build data, model, optimizer, schedule and step from the composed config, train, write metrics.json.
 
 Imported by src.run only when a job runs, so that a sweep's launching process, which only composes
-configs and starts jobs, never pays for importing torch.
+configs and starts jobs, never pays for importing torch. Jobs of a packed sweep run this concurrently
+in threads of one process: each on its own CUDA stream, sharing decoded data read-only.
 """
 
 import json
 import logging
 import os
 import random
+import threading
 import time
+from contextlib import nullcontext
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -17,24 +21,30 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
-from src.checkpoints import TrainState, load_compatible, restore
+from src.atomic import BackgroundWriter
+from src.checkpoints import TrainState, checkpoint_bytes, load_compatible, restore, save_checkpoint
 from src.data import SequenceData
+from src.errors import ConfigError
 from src.hparams import write_hparams
 from src.models import format_parameters
+from src.precision import check_precision
 from src.results import final_metrics, finished_metrics, write_metrics
-from src.schema import ConfigError, validate
-from src.scoring import check_precision
-from src.steps import Step, make_step, use_cuda_graph
+from src.schedules import Schedule, build_schedule
+from src.schema import validate
+from src.scoring import draw_confusion, draw_predictions
+from src.steps import Step, make_capturable, make_step, use_cuda_graph
 from src.train import Diverged, fit
 
 log = logging.getLogger(__name__)
+# Packed jobs share torch's global generator: seeding and drawing the initial weights happen in one go.
+INIT_LOCK = threading.Lock()
+DATA_LOCK = threading.Lock()
 
 
 def pick_device(name: str, job_num: int | None = None) -> torch.device:
     """`auto` is CUDA when there is one, else CPU; asking for a CUDA device that is absent is an error.
 
-    In a sweep, `auto` and `cuda` spread the jobs over all GPUs (job N on GPU N mod count), so
-    parallel jobs each get their own device where there are several.
+    In a sweep, `auto` and `cuda` spread the jobs over all GPUs (job N on GPU N mod count).
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,39 +69,71 @@ def threads_per_job(requested: int | None, parallel_jobs: int | None) -> int | N
 
 
 def build_data(cfg: DictConfig, device: torch.device) -> SequenceData:
-    """The configured dataset, placed to deliver batches on the device."""
-    return instantiate(cfg.data).place(device, cfg.trainer.data_placement)
+    """The configured dataset, placed to deliver batches on the device; decoded once per distinct data
+    config and device in this process (jobs of a sweep share it read-only)."""
+    data_config = OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
+    return _placed_data(json.dumps(data_config, sort_keys=True), str(device), str(cfg.trainer.data_placement))
 
 
-def build_training(cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple:
-    """The model sized by the data, its optimizer and (optional) scheduler, on the device."""
-    if cfg.trainer.precision == "fp16-mixed" and device.type != "cuda":
-        raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
-    model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
-                        seq_len=data.seq_len).to(device)
-    check_precision(model, data, device, cfg.trainer.precision)
+@lru_cache(maxsize=4)
+def _placed_data_unlocked(data_json: str, device: str, placement: str) -> SequenceData:
+    data = instantiate(json.loads(data_json)).place(torch.device(device), placement)
+    if data.device.type == "cuda":  # other jobs read it from their own streams: the copies must be done
+        torch.cuda.current_stream(data.device).synchronize()
+    return data
+
+
+def _placed_data(data_json: str, device: str, placement: str) -> SequenceData:
+    with DATA_LOCK:
+        return _placed_data_unlocked(data_json, device, placement)
+
+
+def build_training(cfg: DictConfig, data: SequenceData, device: torch.device
+                   ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
+    """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device."""
+    with INIT_LOCK:
+        torch.manual_seed(cfg.seed)
+        model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
+                            seq_len=data.seq_len).to(device)
+    check_precision(model, data.seq_len, data.input_size, device, cfg.trainer.precision)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
-    scheduler = None
-    if cfg.scheduler:  # scheduler=none composes to an empty node
-        per_step = {"total_steps": max(1, cfg.trainer.epochs * data.num_batches("train"))}
-        scheduler = instantiate(cfg.scheduler)(optimizer, **(per_step if "OneCycleLR" in cfg.scheduler._target_ else {}))
-    return model, optimizer, scheduler
+    scheduler_config = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    schedule = build_schedule(scheduler_config, optimizer, cfg.trainer.epochs * data.num_batches("train"))
+    return model, optimizer, schedule
 
 
-def build_step(cfg: DictConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
+def build_step(cfg: DictConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None,
                data: SequenceData, device: torch.device) -> Step:
     """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
-    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, scheduler)
+    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, schedule)
     return make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, graph)
+
+
+def fresh_step(kind: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.nn.Module, Step]:
+    """A model from the seeded start and one kind of step to train it (no schedule: benchmarks compare
+    steps): `framework` the step a run takes, `eager` the plain eager step, `eager_capturable` the eager
+    step with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""
+    model, optimizer, _ = build_training(cfg, data, device)
+    if kind == "framework":
+        return model, build_step(cfg, model, optimizer, None, data, device)
+    if kind == "eager_capturable":
+        make_capturable(optimizer, device)
+    return model, make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
+                            cuda_graph=False)
+
+
+def own_stream(device: torch.device) -> torch.cuda.StreamContext | nullcontext:
+    """A CUDA stream of the job's own: kernels of packed jobs overlap instead of queueing on one stream."""
+    return torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else nullcontext()
 
 
 def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None,
               process_started: float) -> dict:
-    """Build data, model and optimizer from the config, train (or resume), and write metrics.json."""
+    """Build everything from the config, train (or resume), draw the pictures and write metrics.json."""
     # A single run counts its start-up from the process's start; a sweep's job from its own start.
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     last_checkpoint = run_dir / "checkpoints" / "last.pt"
     checkpoint = load_compatible(last_checkpoint, config) if cfg.trainer.resume and last_checkpoint.is_file() else None
     if checkpoint and (done := finished_metrics(run_dir, cfg.trainer.epochs)):
@@ -100,41 +142,49 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
     if threads := threads_per_job(cfg.trainer.num_threads, parallel_jobs):
         torch.set_num_threads(threads)
     random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     device = pick_device(cfg.trainer.device, job_num)
-    data = build_data(cfg, device)
-    model, optimizer, scheduler = build_training(cfg, data, device)
-    table, num_params = format_parameters(model)
-    log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
-             device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    state = TrainState()
-    if checkpoint:
-        state = restore(checkpoint, model, optimizer, scheduler, generator)
-        log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
-    step = build_step(cfg, model, optimizer, scheduler, data, device)  # after restore: it may move Adam's state
-    log.info("ready to train %.2f s after %s (imports, config, data on %s, model)",
-             time.perf_counter() - started, since, device)
-    status, diverged_at, training_started = "ok", None, time.perf_counter()
-    # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
-    with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer:
-        writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
-        writer.add_text(tags.PARAMETERS_TEXT, table)
-        write_hparams(writer, config)
-        try:
-            fit(model, data, optimizer, step, state, epochs=cfg.trainer.epochs, generator=generator,
-                log_every_n_steps=cfg.trainer.log_every_n_steps,
-                max_loss=cfg.trainer.max_loss, writer=writer, progress=cfg.trainer.progress, run_dir=run_dir,
-                config=config, scheduler=scheduler, patience=cfg.trainer.early_stopping_patience,
-                precision=cfg.trainer.precision)
-        except Diverged as error:
-            status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
-            log.error("diverged: %s; the last good checkpoint is kept", error)
-        seconds = time.perf_counter() - training_started
-        metrics = final_metrics(state, status, num_params, seconds, str(device), diverged_at,
-                                cfg.data.view, cfg.data.permutation_seed)
-        writer.add_scalar(tags.FINAL_BEST_VAL_ACC, metrics["best_val_acc"], state.step)
-        writer.add_scalar(tags.FINAL_SECONDS, seconds, state.step)
+    with own_stream(device):
+        data = build_data(cfg, device)
+        model, optimizer, schedule = build_training(cfg, data, device)
+        table, num_params = format_parameters(model)
+        log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
+                 device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        state = TrainState()
+        if checkpoint:
+            state = restore(checkpoint, model, optimizer, schedule, generator)
+            log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
+        step = build_step(cfg, model, optimizer, schedule, data, device)  # after restore: it may move Adam's state
+        log.info("ready to train %.2f s after %s (imports, config, data on %s, model)",
+                 time.perf_counter() - started, since, device)
+        status, diverged_at, training_started = "ok", None, time.perf_counter()
+        # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
+        with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer, \
+                BackgroundWriter() as files:
+            writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
+            writer.add_text(tags.PARAMETERS_TEXT, table)
+            write_hparams(writer, config)
+
+            def checkpoint_now(state: TrainState, is_best: bool) -> None:
+                data_bytes = checkpoint_bytes(model, optimizer, schedule, state, generator, config)
+                save_checkpoint(run_dir / "checkpoints", data_bytes, files, is_best=is_best)
+
+            try:
+                fit(model, data, optimizer, step, state, epochs=cfg.trainer.epochs, generator=generator,
+                    log_every_n_steps=cfg.trainer.log_every_n_steps, max_loss=cfg.trainer.max_loss, writer=writer,
+                    progress=cfg.trainer.progress, schedule=schedule, patience=cfg.trainer.early_stopping_patience,
+                    precision=cfg.trainer.precision, on_epoch_end=checkpoint_now)
+            except Diverged as error:
+                status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
+                log.error("diverged: %s; the last good checkpoint is kept", error)
+            seconds = time.perf_counter() - training_started
+            # Drawn once, at the end: matplotlib costs more than a small model's epoch.
+            writer.add_image(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step, dataformats="HWC")
+            writer.add_image(tags.CONFUSION, draw_confusion(model, data, run_dir), state.step, dataformats="HWC")
+            writer.add_scalar(tags.FINAL_BEST_VAL_ACC, max(state.best_val_acc, 0.0), state.step)
+            writer.add_scalar(tags.FINAL_SECONDS, seconds, state.step)
+    metrics = final_metrics(state, status, num_params, seconds, time.perf_counter() - started, str(device),
+                            diverged_at, config["data"]["view"], cfg.data.permutation_seed)
     write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))
     return metrics

@@ -3,11 +3,13 @@
 import torch
 from torch import Tensor, nn
 
-RECURRENT_LAYERS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+from src.choices import Cell, Head, Init
+
+RECURRENT_LAYERS: dict[Cell, type[nn.RNNBase]] = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 
 
 class RecurrentClassifier(nn.Module):
-    """Reads (N, L, input_size) sequences with a recurrent stack and classifies them.
+    """Reads (B, T, F) sequences with a recurrent stack and classifies them.
 
     Heads: `last` uses the final step (for a bidirectional stack: the forward direction's last step and
     the backward direction's first, the two ends that have seen the whole sequence); `flatten` feeds
@@ -20,21 +22,17 @@ class RecurrentClassifier(nn.Module):
         input_size: int,
         num_classes: int,
         seq_len: int,
-        cell: str = "lstm",
+        cell: Cell | str = Cell.lstm,
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        head: str = "last",
-        init: str = "orthogonal",
+        head: Head | str = Head.last,
+        init: Init | str = Init.orthogonal,
     ) -> None:
         super().__init__()
-        if cell not in RECURRENT_LAYERS:
-            raise ValueError(f"cell={cell!r} is not allowed: expected one of {sorted(RECURRENT_LAYERS)}")
-        if head not in ("last", "flatten", "mean", "max"):
-            raise ValueError(f"head={head!r} is not allowed: expected last, flatten, mean or max")
-        if init not in ("orthogonal", "torch"):
-            raise ValueError(f"init={init!r} is not allowed: expected orthogonal or torch")
+        # A saved config holds plain text; the Enums refuse anything outside their choices.
+        cell, head, init = Cell(cell), Head(head), Init(init)
         self.head = head
         self.seq_len = seq_len
         self.rnn = RECURRENT_LAYERS[cell](
@@ -45,10 +43,10 @@ class RecurrentClassifier(nn.Module):
             bidirectional=bidirectional,
             batch_first=True,
         )
-        if init == "orthogonal":
+        if init == Init.orthogonal:
             self._init_orthogonal()
         features = hidden_size * (2 if bidirectional else 1)
-        self.fc = nn.Linear(features * seq_len if head == "flatten" else features, num_classes)
+        self.fc = nn.Linear(features * seq_len if head == Head.flatten else features, num_classes)
 
     def _init_orthogonal(self) -> None:
         """Orthogonal recurrent weights, Xavier input weights, zero biases (LSTM forget gate 1), per gate.
@@ -70,22 +68,22 @@ class RecurrentClassifier(nn.Module):
                 gates[1].fill_(1.0)  # torch orders LSTM gates input, forget, cell, output
 
     def forward(self, x: Tensor) -> Tensor:
-        """Class logits (N, num_classes) for sequences x (N, L, input_size)."""
-        out, _ = self.rnn(x)  # (N, L, D) with D = hidden_size * directions
+        """Class logits (B, classes) for sequences x (B, T, F)."""
+        out, _ = self.rnn(x)  # (B, T, D) with D = hidden_size * directions
         return self.fc(self.pool(out))
 
     def pool(self, out: Tensor) -> Tensor:
-        """Reduce the per-step outputs (N, L, D) to the head's input."""
-        if self.head == "flatten":
-            return out.reshape(len(out), -1)  # (N, L*D)
-        if self.head == "mean":
-            return out.mean(dim=1)  # (N, D)
-        if self.head == "max":
-            return out.amax(dim=1)  # (N, D)
+        """Reduce the per-step outputs (B, T, D) to the head's input."""
+        if self.head == Head.flatten:
+            return out.reshape(len(out), -1)  # (B, T*D)
+        if self.head == Head.mean:
+            return out.mean(dim=1)  # (B, D)
+        if self.head == Head.max:
+            return out.amax(dim=1)  # (B, D)
         if self.rnn.bidirectional:
             hidden = self.rnn.hidden_size
-            return torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=1)  # (N, 2H)
-        return out[:, -1]  # (N, D)
+            return torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=1)  # (B, 2H)
+        return out[:, -1]  # (B, D)
 
 
 def parameter_table(model: nn.Module) -> tuple[list[tuple[str, tuple[int, ...], int]], int]:

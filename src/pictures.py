@@ -7,16 +7,19 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from src.atomic import write_atomically
+
 GRID = 5  # a GRID x GRID panel of test images, as in the reference recipe
 
 
-def _pyplot():
-    import matplotlib  # imported on first use: start-up stays fast for runs that never draw
+def _figure(width: float, height: float):
+    """A figure with its own Agg canvas: no pyplot, whose global state packed jobs' threads would share."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported on first use: start-up stays fast
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
@@ -25,14 +28,14 @@ def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
     One axes showing a mosaic, not 25 subplots: it draws in a fifth of the time, and it is drawn
     every epoch of every job of a sweep.
     """
-    pyplot = _pyplot()
     from matplotlib.patches import Rectangle
 
     count, height, width = images.shape
     gap, title = 2, 9  # pixels between tiles, and above each tile for its title
     cell_h, cell_w = height + gap + title, width + gap
     mosaic = torch.full((GRID * cell_h, GRID * cell_w), float("nan"))
-    figure, axis = pyplot.subplots(figsize=(8, 8.6))
+    figure = _figure(8, 8.6)
+    axis = figure.subplots()
     for index, (image, predicted, label) in enumerate(zip(images.cpu().float(), predictions.tolist(), labels.tolist())):
         top, left = (index // GRID) * cell_h + title, (index % GRID) * cell_w
         mosaic[top:top + height, left:left + width] = image
@@ -57,9 +60,9 @@ def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int) -> T
 
 def confusion_figure(counts: Tensor, class_names: tuple[str, ...]):
     """The confusion matrix as a heat map with counts, rows true classes, columns predicted ones."""
-    pyplot = _pyplot()
     size = len(class_names)
-    figure, axis = pyplot.subplots(figsize=(1.0 + 0.6 * size, 0.8 + 0.6 * size))
+    figure = _figure(1.0 + 0.6 * size, 0.8 + 0.6 * size)
+    axis = figure.subplots()
     axis.imshow(counts.numpy(), cmap="Blues")
     for true in range(size):
         for predicted in range(size):
@@ -75,10 +78,9 @@ def confusion_figure(counts: Tensor, class_names: tuple[str, ...]):
 
 
 def render(figure, path: Path, dpi: int = 80) -> np.ndarray:
-    """Draw the figure once, write it to path as PNG, close it, and return its pixels (H, W, 3) for TensorBoard."""
+    """Draw the figure once, write it to path as PNG, and return its pixels (H, W, 3) for TensorBoard."""
     figure.set_dpi(dpi)
     figure.canvas.draw()
     pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    _pyplot().close(figure)
-    Image.fromarray(pixels).save(path)
+    write_atomically(path, lambda handle: Image.fromarray(pixels).save(handle, format="PNG"))
     return pixels

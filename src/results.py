@@ -2,11 +2,11 @@
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src import tags
+from src.atomic import write_bytes_atomically
 
 if TYPE_CHECKING:  # the sweep report reads metrics in the launching process, which never imports torch
     from src.checkpoints import TrainState
@@ -14,15 +14,18 @@ if TYPE_CHECKING:  # the sweep report reads metrics in the launching process, wh
 METRICS_FILE = "metrics.json"
 
 
-def final_metrics(state: "TrainState", status: str, num_params: int, seconds: float, device: str,
+def final_metrics(state: "TrainState", status: str, num_params: int, seconds: float, job_seconds: float, device: str,
                   diverged_at: dict | None, view: str, permutation_seed: int) -> dict:
-    """The last epoch's figures, the best validation accuracy, how the run ended, and how it read the data."""
+    """The last epoch's figures, the best validation accuracy, how the run ended, how long it took
+    (`seconds`: training with its evaluations; `train_seconds`: the training steps alone; `job_seconds`:
+    the whole job, set-up and pictures included), and how it read the data."""
     last = state.history[-1] if state.history else {}
     figures = {
         "test_acc": last.get(tags.TEST_ACC), "test_loss": last.get(tags.TEST_LOSS),
         "val_acc": last.get(tags.VAL_ACC), "train_acc": last.get(tags.TRAIN_ACC),
         "train_loss": last.get(tags.TRAIN_LOSS), "best_val_acc": max(state.best_val_acc, 0.0),
         "epochs_completed": state.epoch, "num_params": num_params, "seconds": round(seconds, 3),
+        "train_seconds": round(state.train_seconds, 3), "job_seconds": round(job_seconds, 3),
         "device": device, "status": status, "diverged_at": diverged_at, "stopped_early": state.stopped_early,
         "view": view, "permutation_seed": permutation_seed if view == "permuted" else None,
     }
@@ -36,11 +39,8 @@ def failed_metrics(error: str) -> dict:
 
 
 def write_metrics(metrics: dict, run_dir: Path) -> None:
-    """Write metrics.json through a temporary file and a rename: never half a file."""
-    path = run_dir / METRICS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write metrics.json atomically: never half a file. The one place that writes it."""
+    write_bytes_atomically(run_dir / METRICS_FILE, (json.dumps(metrics, indent=2) + "\n").encode())
 
 
 def read_metrics(run_dir: Path) -> dict | None:

@@ -9,29 +9,7 @@ from torch import nn
 
 from src import pictures
 from src.data import SequenceData
-from src.schema import ConfigError
-
-# trainer.precision -> the autocast dtype (None: plain fp32). fp16 also needs a GradScaler (CUDA only).
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16-mixed": torch.float16}
-
-
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    dtype = AUTOCAST_DTYPES[precision]
-    # No cast cache: a CUDA graph capture must not keep casts made outside it (PyTorch's graph notes).
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False)
-
-
-def check_precision(model: nn.Module, data: SequenceData, device: torch.device, precision: str) -> None:
-    """Refuse bf16 on a CPU whose oneDNN lacks the model's bf16 kernels (LSTM without AVX-512 bf16),
-    before training starts rather than at its first batch."""
-    if precision != "bf16" or device.type != "cpu":
-        return
-    try:
-        with torch.no_grad(), autocast(device, precision):
-            model(torch.zeros(1, data.seq_len, data.input_size, device=device))
-    except RuntimeError as error:
-        raise ConfigError("trainer.precision", precision,
-                          f"fp32 on this CPU ({torch.backends.cpu.get_cpu_capability()}): {str(error).splitlines()[0]}")
+from src.precision import autocast
 
 
 @torch.inference_mode()

@@ -19,30 +19,32 @@ from omegaconf import DictConfig
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from src.bench import loop_step
+from src.atomic import write_bytes_atomically
 from src.data import SequenceData
-from src.job import build_data, pick_device
-from src.run import cli
-from src.schema import ConfigError, validate
+from src.errors import ConfigError, cli
+from src.job import build_data, fresh_step, pick_device
+from src.schema import register_schemas, validate
+from src.steps import Step
 
 log = logging.getLogger(__name__)
+register_schemas()
 PROFILED_STEPS = 10
 
 
-def profile_loop(loop: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> dict:
-    """Wall and kernel time per step of one loop's step ("reference": eager; "framework": as a run)."""
-    model, step = loop_step(loop, cfg, data, device)
-    generator = torch.Generator().manual_seed(cfg.seed)
+def profile_loop(model: torch.nn.Module, step: Step, data: SequenceData, *, seed: int, warmup: int, steps: int) -> dict:
+    """Wall and kernel time per step of one step kind, after `warmup` steps, over `steps` steps."""
+    device = data.device
+    generator = torch.Generator().manual_seed(seed)
     batches = itertools.chain.from_iterable(data.batches("train", True, generator) for _ in itertools.count())
     model.train()
-    for x, y in itertools.islice(batches, cfg.bench.warmup):
+    for x, y in itertools.islice(batches, warmup):
         step(x, y)
     torch.cuda.synchronize(device)
     started = time.perf_counter()
-    for x, y in itertools.islice(batches, cfg.bench.steps):
+    for x, y in itertools.islice(batches, steps):
         step(x, y)
     torch.cuda.synchronize(device)
-    wall = (time.perf_counter() - started) / cfg.bench.steps
+    wall = (time.perf_counter() - started) / steps
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for x, y in itertools.islice(batches, PROFILED_STEPS):
             step(x, y)
@@ -76,10 +78,10 @@ def main(cfg: DictConfig) -> None:
     report = {"device": torch.cuda.get_device_name(device), "torch_version": torch.__version__,
               "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}",
               "batch_size": cfg.data.batch_size, "precision": cfg.trainer.precision,
-              **{name: profile_loop(loop, cfg, data, device) for name, loop in (("eager", "reference"),
-                                                                              ("framework", "framework"))}}
+              **{kind: profile_loop(*fresh_step(kind, cfg, data, device), data, seed=cfg.seed,
+                                    warmup=cfg.bench.warmup, steps=cfg.bench.steps) for kind in ("eager", "framework")}}
     path = Path(HydraConfig.get().runtime.output_dir) / "step_profile.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_bytes_atomically(path, (json.dumps(report, indent=2) + "\n").encode())
     lines = [f"{report['model']} batch {report['batch_size']} {report['precision']} on {report['device']}"]
     for name in ("eager", "framework"):
         r = report[name]

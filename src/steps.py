@@ -5,26 +5,24 @@ graph replays the whole forward, backward, clipping and Adam update with one lau
 """
 
 import logging
+import threading
 from collections.abc import Callable
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import OneCycleLR
 
-from src.schema import ConfigError
-from src.scoring import autocast
+from src.errors import ConfigError
+from src.precision import autocast, make_scaler
+from src.schedules import Schedule
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # (x, y) -> (loss, logits), both detached
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as PyTorch's whole-network recipe does
-
-
-def make_scaler(precision: str) -> torch.amp.GradScaler | None:
-    """fp16 gradients underflow without loss scaling; the other precisions need none."""
-    return torch.amp.GradScaler("cuda") if precision == "fp16-mixed" else None
+# Packed jobs share one process: capture one graph at a time (PyTorch's CUDA-graph notes).
+CAPTURE_LOCK = threading.Lock()
 
 
 def train_step(
@@ -51,7 +49,8 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
-def graph_blocker(device: torch.device, precision: str, optimizer: torch.optim.Optimizer, scheduler: object) -> str | None:
+def graph_blocker(device: torch.device, precision: str, optimizer: torch.optim.Optimizer,
+                  schedule: Schedule | None) -> str | None:
     """Why this run cannot replay its step as a CUDA graph, or None when it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device and this run is on {device}"
@@ -59,18 +58,16 @@ def graph_blocker(device: torch.device, precision: str, optimizer: torch.optim.O
         return "fp16-mixed's loss scaler reads the gradients on the host every step"
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam
         return "the graph step needs Adam or AdamW, whose learning rate can live on the GPU"
-    if isinstance(scheduler, OneCycleLR) and scheduler.cycle_momentum:
-        return "OneCycleLR's momentum cycling rewrites Adam's betas on the host"
-    return None
+    return schedule.host_bound_reason() if schedule is not None else None
 
 
-def use_cuda_graph(setting: object, device: torch.device, precision: str, optimizer: torch.optim.Optimizer,
-                   scheduler: object) -> bool:
-    """Resolve trainer.cuda_graph (auto | true | false) for this run; `true` where it cannot work is an error."""
-    reason = graph_blocker(device, precision, optimizer, scheduler)
+def use_cuda_graph(setting: bool | None, device: torch.device, precision: str, optimizer: torch.optim.Optimizer,
+                   schedule: Schedule | None) -> bool:
+    """Resolve trainer.cuda_graph (null: where possible, true, false) for this run; `true` where it cannot work is an error."""
+    reason = graph_blocker(device, precision, optimizer, schedule)
     if setting is True and reason:
-        raise ConfigError("trainer.cuda_graph", setting, f"false or auto here: {reason}")
-    if setting == "auto" and reason and device.type == "cuda":
+        raise ConfigError("trainer.cuda_graph", setting, f"false or null here: {reason}")
+    if setting is None and reason and device.type == "cuda":
         log.info("eager steps: %s", reason)
     return setting is not False and reason is None
 
@@ -139,7 +136,8 @@ class GraphedStep:
         self.static_x, self.static_y = x.clone(), y.clone()
         self.graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # backward in the capture allocates the gradients in the graph's pool
-        with torch.cuda.graph(self.graph):
+        # Each graph gets a private memory pool (pool=None): graphs of packed jobs replay concurrently.
+        with CAPTURE_LOCK, torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.static_loss, self.static_logits = self.eager(self.static_x, self.static_y)
         # The eager warm-up's activations stay cached outside the graph's pool; parallel jobs on one GPU
         # (a joblib sweep of 784-step sequences) need that memory back.

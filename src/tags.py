@@ -25,5 +25,5 @@ PARAMETERS_TEXT = "parameters"
 # metrics.json: the final figures of a run.
 METRIC_KEYS = (
     "test_acc", "test_loss", "val_acc", "train_acc", "train_loss", "best_val_acc",
-    "epochs_completed", "num_params", "seconds", "device", "status", "diverged_at", "stopped_early", "view", "permutation_seed",
+    "epochs_completed", "num_params", "seconds", "train_seconds", "job_seconds", "device", "status", "diverged_at", "stopped_early", "view", "permutation_seed",
 )

@@ -1,24 +1,29 @@
-"""The training loop: one epoch, one evaluation, and `fit` that strings them together."""
+"""The training loop: one epoch, one evaluation, and `fit` that strings them together.
+
+The loop writes no files: the job hands `fit` an `on_epoch_end` hook for checkpoints, and draws its
+pictures once training is over.
+"""
 
 import logging
 import math
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from src import tags
-from src.checkpoints import TrainState, save_checkpoint
+from src.checkpoints import TrainState
 from src.data import SequenceData
-from src.scoring import draw_confusion, draw_predictions, evaluate
+from src.schedules import Schedule
+from src.scoring import evaluate
 from src.steps import Step
 
 log = logging.getLogger(__name__)
+EpochEnd = Callable[[TrainState, bool], None]  # (state, is_best) after every epoch: the job checkpoints
 
 
 class Diverged(RuntimeError):
@@ -37,13 +42,10 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
 
 def train_one_epoch(
     model: nn.Module, data: SequenceData, step: Step, state: TrainState, *, generator: torch.Generator,
-    log_every_n_steps: int, max_loss: float | None, writer: SummaryWriter, progress: bool,
-    step_scheduler: LRScheduler | None = None,
+    log_every_n_steps: int, max_loss: float | None, writer: SummaryWriter | None, progress: bool,
+    schedule: Schedule | None = None,
 ) -> tuple[float, float]:
-    """Train over one shuffled pass of the training split; return its mean loss and accuracy.
-
-    `step_scheduler` is stepped after every optimizer step (OneCycleLR); epoch schedules are fit's job.
-    """
+    """Train over one shuffled pass of the training split; return its mean loss and accuracy."""
     model.train()
     # Sums stay on the device so the loop never waits for the GPU except at logging steps.
     loss_sum = torch.zeros((), device=data.device)
@@ -53,15 +55,16 @@ def train_one_epoch(
                disable=not progress, dynamic_ncols=True)
     for x, y in bar:
         loss, logits = step(x, y)
-        if step_scheduler is not None:
-            step_scheduler.step()
+        if schedule is not None:
+            schedule.after_step()
         state.step += 1
         loss_sum += loss * len(y)
         correct += (logits.argmax(dim=1) == y).sum()
         if state.step % log_every_n_steps == 0:
             value = loss.item()
             check_loss(value, max_loss, state.epoch + 1, state.step)
-            writer.add_scalar(tags.TRAIN_LOSS_STEP, value, state.step)
+            if writer is not None:
+                writer.add_scalar(tags.TRAIN_LOSS_STEP, value, state.step)
             bar.set_postfix(loss=f"{value:.4f}")
     count = len(data.train_y)
     mean_loss = loss_sum.item() / count
@@ -71,51 +74,42 @@ def train_one_epoch(
 
 def fit(
     model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, step: Step, state: TrainState, *,
-    epochs: int, generator: torch.Generator, log_every_n_steps: int,
-    max_loss: float | None, writer: SummaryWriter, progress: bool, run_dir: Path, config: dict,
-    scheduler: LRScheduler | ReduceLROnPlateau | None = None, patience: int | None = None,
-    precision: str = "fp32",
+    epochs: int, generator: torch.Generator, log_every_n_steps: int, max_loss: float | None,
+    writer: SummaryWriter, progress: bool, schedule: Schedule | None = None, patience: int | None = None,
+    precision: str = "fp32", on_epoch_end: EpochEnd | None = None,
 ) -> TrainState:
     """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
-    val and test, drawing predictions and checkpointing after each epoch."""
+    val and test and calling `on_epoch_end` after each epoch."""
     if state.epoch == 0:
         _log_epoch(writer, state, _evaluate_all(model, data, precision))
     progress = progress and sys.stdout.isatty()
-    per_step = scheduler if isinstance(scheduler, OneCycleLR) else None
     while state.epoch < epochs and not state.stopped_early:
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(
             model, data, step, state, generator=generator, log_every_n_steps=log_every_n_steps,
-            max_loss=max_loss, writer=writer, progress=progress, step_scheduler=per_step,
+            max_loss=max_loss, writer=writer, progress=progress, schedule=schedule,
         )
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started  # the epoch's steps: train_loss.item() waited for the last
         state.epoch += 1
+        state.train_seconds += seconds
         metrics = {
             tags.TRAIN_LOSS: train_loss, tags.TRAIN_ACC: train_acc, **_evaluate_all(model, data, precision),
             tags.LR: float(optimizer.param_groups[0]["lr"]), tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
-        _step_epoch_scheduler(scheduler, metrics[tags.VAL_ACC])
+        if schedule is not None:
+            schedule.after_epoch(metrics[tags.VAL_ACC])
         is_best = metrics[tags.VAL_ACC] > state.best_val_acc
         if is_best:
             state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
         state.stopped_early = patience is not None and state.epoch - state.best_epoch >= patience
         _log_epoch(writer, state, metrics)
-        writer.add_image(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step, dataformats="HWC")
-        save_checkpoint(run_dir / "checkpoints", model, optimizer, scheduler, state, generator, config,
-                        is_best=is_best)
+        if on_epoch_end is not None:
+            on_epoch_end(state, is_best)
     if state.stopped_early:
         log.info("early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
                  patience, state.best_val_acc, state.best_epoch)
-    writer.add_image(tags.CONFUSION, draw_confusion(model, data, run_dir), state.step, dataformats="HWC")
     return state
-
-
-def _step_epoch_scheduler(scheduler: LRScheduler | ReduceLROnPlateau | None, val_acc: float) -> None:
-    if isinstance(scheduler, ReduceLROnPlateau):
-        scheduler.step(val_acc)
-    elif scheduler is not None and not isinstance(scheduler, OneCycleLR):  # OneCycleLR steps every batch
-        scheduler.step()
 
 
 def _evaluate_all(model: nn.Module, data: SequenceData, precision: str) -> dict[str, float]:
@@ -129,6 +123,6 @@ def _log_epoch(writer: SummaryWriter, state: TrainState, metrics: dict[str, floa
     writer.add_scalar(tags.EPOCH, state.epoch, state.step)
     for tag, value in metrics.items():
         writer.add_scalar(tag, value, state.step)
-    writer.flush()
+    writer.flush()  # TensorBoard shows the epoch now, not at the writer's next timed flush
     state.history.append({"epoch": state.epoch, **metrics})
     log.info("epoch %d: %s", state.epoch, "  ".join(f"{tag} {value:.4g}" for tag, value in metrics.items()))

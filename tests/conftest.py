@@ -1,16 +1,28 @@
-"""Shared helpers: tiny IDX files written by the tests, and the real CLI in a subprocess."""
+"""Shared helpers: tiny IDX files written by the tests, configs composed and trained in-process, one
+tiny trained run shared by the tests that only read its outputs, and the real CLI in a subprocess."""
 
 import gzip
+import json
 import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from src.schema import register_schemas
 
 ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# A small synthetic task that trains in about a second on two cores; tests add what they vary.
+TINY = ("data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
+        "trainer.epochs=1", "trainer.log_every_n_steps=2", "trainer.device=cpu")
+register_schemas()
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -60,3 +72,55 @@ def run_cli(*overrides: str, module: str = "src.run", env: dict | None = None) -
         [sys.executable, "-m", module, *overrides], cwd=ROOT, env=environment,
         capture_output=True, text=True, timeout=600,
     )
+
+
+def compose_config(*overrides: str, config_name: str = "config") -> DictConfig:
+    """conf/ composed with Hydra's compose API, as the CLI composes it (no run directory)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
+
+
+def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None) -> dict:
+    """Compose and train one job in this process through the job code the CLI runs; its metrics."""
+    from src.job import train_job
+
+    return train_job(compose_config(*overrides), run_dir, parallel_jobs=None, job_num=job_num,
+                     process_started=time.perf_counter())
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained tiny run (2 epochs), shared by the tests that only read what a run writes."""
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    train_in_process(run_dir, *TINY, "trainer.epochs=2", "model.hidden_size=16", "trainer.log_every_n_steps=5")
+    return run_dir
+
+
+def sweep_in_process(sweep_dir: Path, *overrides: str) -> list:
+    """A multirun of src.run's task function in this process, as `python -m src.run -m ...` runs it
+    (launcher, callbacks, per-job directories and logs); Hydra's JobReturns of each batch."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    from src.run import main
+
+    hydra = Hydra.create_main_hydra_file_or_module(calling_file=str(ROOT / "src" / "run.py"), calling_module=None,
+                                                    config_path="../conf", job_name="run")
+    try:
+        return hydra.multirun(config_name="config", task_function=main.__wrapped__,
+                              overrides=[*overrides, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep_dir}"],
+                              with_log_configuration=True)
+    finally:
+        GlobalHydra().clear()
+
+
+def sweep_rows(sweep_dir: Path, *overrides: str) -> list[dict]:
+    """sweep_in_process, then the rows of the sweep report it wrote."""
+    import csv
+
+    sweep_in_process(sweep_dir, *overrides)
+    return list(csv.DictReader((sweep_dir / "summary.csv").open()))

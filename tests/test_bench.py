@@ -1,45 +1,44 @@
-"""The benchmark through its CLI on synthetic data: both loops, the same step, a bench.json."""
+"""The benchmark in-process on synthetic data: both loops, the same step, a bench.json; the step check."""
 
 import json
 
 import pytest
 import torch
 
-from conftest import run_cli
-from src.bench import ReferenceImages, epoch_batches
+from conftest import compose_config
+from src.bench import ReferenceImages, epoch_batches, run_bench, summary_lines
 from src.data import make_synthetic
+from src.errors import ConfigError
+from src.models import RecurrentClassifier
+from src.step_check import check_step
+from src.steps import make_step
 
 SMALL = ("data=synthetic", "data.num_train=600", "data.val_size=100", "model.hidden_size=8", "bench.steps=5",
          "bench.warmup=2", "trainer.device=cpu")
 
 
+def bench(tmp_path, *overrides: str) -> dict:
+    return run_bench(compose_config(*SMALL, *overrides, config_name="bench"), tmp_path)
+
+
 def test_bench_compares_both_loops_and_writes_bench_json(tmp_path):
-    result = run_cli(*SMALL, "bench.epochs=3", "optimizer.lr=0.01", f"hydra.run.dir={tmp_path}", module="src.bench")
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "bench.json").read_text())
-    for key in ("reference_s_per_step", "framework_s_per_step", "speedup", "device", "torch_version",
-                "reference_s_per_epoch", "framework_s_per_epoch", "reference_test_acc", "framework_test_acc"):
-        assert key in report
+    report = bench(tmp_path, "bench.epochs=3", "optimizer.lr=0.01")
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
     assert report["speedup"] == pytest.approx(report["reference_s_per_step"] / report["framework_s_per_step"])
     assert report["device"] == "cpu" and report["torch_version"] == torch.__version__
     assert report["framework_test_acc"] > 0.5 and report["reference_test_acc"] > 0.5  # both really trained
-    assert "speedup (reference s/step / framework s/step)" in result.stdout
+    assert "speedup (reference s/step / framework s/step)" in "\n".join(summary_lines(report))
 
 
-def test_bench_one_loop_and_bad_choice(tmp_path):
-    result = run_cli(*SMALL, "bench.which=framework", "bench.epochs=0", f"hydra.run.dir={tmp_path}", module="src.bench")
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "bench.json").read_text())
+def test_bench_one_loop_and_bad_values(tmp_path):
+    report = bench(tmp_path, "bench.which=framework", "bench.epochs=0")
     assert "framework_s_per_step" in report and "reference_s_per_step" not in report and "speedup" not in report
-    bad = run_cli(*SMALL, "bench.which=fastest", f"hydra.run.dir={tmp_path / 'bad'}", module="src.bench")
-    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1] == (
-        "error: bench.which='fastest' is not allowed: expected reference | framework | both")
-
-
-def test_bench_refuses_fp16_without_cuda_like_a_run(tmp_path):
-    result = run_cli(*SMALL, "trainer.precision=fp16-mixed", f"hydra.run.dir={tmp_path}", module="src.bench")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.precision='fp16-mixed'")
+    with pytest.raises(ConfigError, match=r"^bench.which='fastest' is not allowed: expected reference \| framework \| both$"):
+        bench(tmp_path, "bench.which=fastest")
+    with pytest.raises(ConfigError, match=r"^bench.step_check=-1 is not allowed: expected an integer >= 0 \(0: no check\)$"):
+        bench(tmp_path, "bench.step_check=-1")
+    with pytest.raises(ConfigError, match="^trainer.precision='fp16-mixed'"):
+        bench(tmp_path, "trainer.precision=fp16-mixed")
 
 
 @pytest.mark.parametrize("view", ["rows", "pixels"])
@@ -57,21 +56,29 @@ def test_reference_loop_sees_the_same_data_as_the_framework(view):
     assert batches[0][0].shape == (len(batches[0][1]), data.seq_len, data.input_size)
 
 
-def test_step_check_compares_the_framework_step_with_eager_steps(tmp_path):
-    # On a CPU both steps are eager: the same start and batches must give the same losses, bit for bit.
-    result = run_cli(*SMALL, "bench.which=framework", "bench.epochs=0", "bench.step_check=12",
-                     f"hydra.run.dir={tmp_path}", module="src.bench")
-    assert result.returncode == 0, result.stderr
-    check = json.loads((tmp_path / "bench.json").read_text())["step_check"]
-    assert check["steps"] == 12 and check["framework_step"] == "eager"
-    assert check["max_abs_loss_diff_to_eager"] == 0.0 and 0 < check["last_eager_loss"] < 2
-    assert "eager step against eager steps over 12 steps: largest loss difference 0 " in result.stdout
-    bad = run_cli(*SMALL, "bench.step_check=-1", f"hydra.run.dir={tmp_path / 'bad'}", module="src.bench")
-    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
-        "error: bench.step_check=-1 is not allowed: expected an integer >= 0 (0: no check)")
+def test_step_check_reports_zero_for_the_same_step_and_the_difference_for_another():
+    data = make_synthetic(300, 20, 6, 5, 3, 0.2, 0, batch_size=32, eval_batch_size=20, val_size=20, view="rows",
+                          permutation_seed=0, normalize=True)
+
+    def fresh(lr: float, clip: float | None = 1.0):
+        def build():
+            torch.manual_seed(0)
+            model = RecurrentClassifier(5, 3, 6, hidden_size=8)
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            return model, make_step(model, optimizer, clip, "fp32", data.batch_size, cuda_graph=False)
+        return build
+
+    same = check_step({"framework": fresh(0.01), "eager": fresh(0.01)}, data, steps=12, seed=0)
+    assert same["framework_step"] == "eager" and same["steps"] == 12
+    assert same["max_abs_loss_diff_to_eager"] == 0.0 and 0 < same["last_eager_loss"] < 2
+    other = check_step({"framework": fresh(0.01), "eager": fresh(0.02)}, data, steps=12, seed=0)
+    assert other["max_abs_loss_diff_to_eager"] > 1e-4  # a step that differs is caught
+    assert other["max_rel_loss_diff_to_eager"] > 0
 
 
 def test_step_profile_needs_a_gpu_and_says_so_in_one_line(tmp_path):
-    result = run_cli(*SMALL, "trainer.device=cpu", f"hydra.run.dir={tmp_path}", module="src.step_profile")
+    from conftest import run_cli
+
+    result = run_cli(*SMALL, f"hydra.run.dir={tmp_path}", module="src.step_profile")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "error: trainer.device='cpu' is not allowed: expected cuda" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.device='cpu' is not allowed: expected cuda")

@@ -1,47 +1,65 @@
-"""The real CLI in a subprocess: what it writes (bad input: test_resilience.py)."""
+"""The real CLI in a subprocess: one run end to end, one bad value, and the full traceback on request.
+
+Everything else runs in-process (conftest.train_in_process / sweep_in_process), through the same job code.
+"""
 
 import json
 
 import pytest
-import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli
+from conftest import TINY, run_cli
 from src import tags
+from src.errors import cli
 
-SMALL = ("data=synthetic", "model.hidden_size=16", "trainer.log_every_n_steps=5")
 
-
-def test_run_writes_tensorboard_metrics_and_checkpoint(tmp_path):
-    result = run_cli(*SMALL, "trainer.epochs=2", f"hydra.run.dir={tmp_path}")
+def test_a_real_run_writes_metrics_tensorboard_checkpoints_pictures_and_its_log(tmp_path):
+    result = run_cli(*TINY, "trainer.epochs=2", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert tuple(metrics) == tags.METRIC_KEYS
-    assert metrics["status"] == "ok" and metrics["epochs_completed"] == 2 and metrics["device"] == "cpu"
-    assert metrics["test_acc"] > 0.5 and metrics["best_val_acc"] >= metrics["val_acc"]
-
-    events = EventAccumulator(str(tmp_path)).Reload()
-    scalars = set(events.Tags()["scalars"])
-    assert set(tags.EPOCH_TAGS) | {tags.TRAIN_LOSS_STEP} <= scalars
-    steps_per_epoch = -(-1800 // 64)  # synthetic: 2000 - 200 validation images, batch 64
-    assert [event.step for event in events.Scalars(tags.TEST_ACC)] == [0, steps_per_epoch, 2 * steps_per_epoch]
-    assert [event.value for event in events.Scalars(tags.EPOCH)] == [0, 1, 2]  # 0: before training
-    assert events.Scalars(tags.TEST_ACC)[-1].value == pytest.approx(metrics["test_acc"])
-    assert {tags.CONFIG_TEXT + "/text_summary", tags.PARAMETERS_TEXT + "/text_summary"} <= set(events.Tags()["tensors"])
-
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
-    assert checkpoint["config"]["model"]["hidden_size"] == 16 and "rnn.weight_hh_l0" in checkpoint["model"]
-    assert "total" in result.stdout and f"{metrics['num_params']:,}" in result.stdout  # the parameter table
+    assert tuple(metrics) == tags.METRIC_KEYS and metrics["status"] == "ok" and metrics["epochs_completed"] == 2
+    assert (tmp_path / "checkpoints" / "last.pt").is_file() and (tmp_path / "predictions.png").is_file()
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
+    log = (tmp_path / "run.log").read_text()
+    assert "ready to train" in log and f"{metrics['num_params']:,}" in log and "epoch 2:" in log
+    assert (tmp_path / ".hydra" / "overrides.yaml").is_file()
 
 
-def test_real_idx_files_through_the_cli(tmp_path, idx_root):
-    result = run_cli("data=fashion_mnist", f"data.root={idx_root}", "data.download=false", "data.val_size=100",
-                     "data.batch_size=16", "model=gru", "model.hidden_size=32", "optimizer.lr=3e-3",
-                     "trainer.epochs=4", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "metrics.json").read_text())["test_acc"] >= 0.9
+def test_a_bad_value_is_one_line_with_exit_1_and_nothing_written(tmp_path):
+    result = run_cli(*TINY, "model.hidden_size=0", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: model.hidden_size=0 is not allowed: expected an integer > 0"
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_full_error_shows_the_traceback(tmp_path):
-    result = run_cli(*SMALL, "model.hidden_size=0", f"hydra.run.dir={tmp_path}", env={"HYDRA_FULL_ERROR": "1"})
+    result = run_cli(*TINY, "model.hidden_size=0", f"hydra.run.dir={tmp_path}", env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_ctrl_c_and_errors_become_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # cli sets it for Hydra; monkeypatch restores it afterwards
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    def failing() -> None:
+        raise ValueError("first line\nsecond line")
+
+    with pytest.raises(SystemExit) as stopped:
+        cli(interrupted)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip().startswith("error: interrupted; what was checkpointed is kept")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    with pytest.raises(SystemExit) as stopped:
+        cli(failing)
+    assert stopped.value.code == 1 and capsys.readouterr().err == "error: first line second line\n"
+
+
+def test_entry_points_do_not_import_each_other():
+    import ast
+    from pathlib import Path
+
+    entry_points = {"run", "evaluate", "describe", "bench", "step_profile", "report"}
+    for name in entry_points:
+        tree = ast.parse((Path(__file__).parents[1] / "src" / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {f"src.{other}" for other in entry_points - {name}} & imported, name

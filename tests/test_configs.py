@@ -1,29 +1,26 @@
-"""Every option of every config group composes with Hydra's compose API and instantiates."""
+"""Every option of every config group composes and instantiates; every bad value is refused in one line."""
 
+import gzip
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import ROOT
+from conftest import CONF, compose_config, write_idx
+from src.choices import Cell, Precision
 from src.data import SequenceData
+from src.errors import ConfigError, one_line
+from src.job import train_job
 from src.models import RecurrentClassifier
-from src.schema import register_schemas, validate
-
-CONF = ROOT / "conf"
-register_schemas()
+from src.schedules import Schedule, build_schedule
+from src.schema import validate
 
 
 def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
-
-
-def composed(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def test_groups_have_the_promised_options():
@@ -33,34 +30,66 @@ def test_groups_have_the_promised_options():
     assert options("trainer") == ["default"]
     assert options("scheduler") == ["cosine", "none", "onecycle", "plateau", "step"]
     assert options("hparams_search") == ["lstm_optuna"]
+    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last"]
 
 
 @pytest.mark.parametrize("option", options("scheduler"))
-def test_every_scheduler_composes_as_a_partial(option):
-    cfg = composed(f"scheduler={option}")
+def test_every_scheduler_composes_with_its_interval(option):
+    cfg = compose_config(f"scheduler={option}")
     validate(cfg)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    schedule = build_schedule(OmegaConf.to_container(cfg.scheduler, resolve=True), optimizer, total_steps=10)
     if option == "none":
-        assert not cfg.scheduler
+        assert schedule is None
         return
-    extra = {"total_steps": 10} if option == "onecycle" else {}
-    scheduler = instantiate(cfg.scheduler)(optimizer, **extra)
-    assert type(scheduler).__module__ == "torch.optim.lr_scheduler"
+    assert isinstance(schedule, Schedule) and type(schedule.scheduler).__module__ == "torch.optim.lr_scheduler"
+    assert schedule.interval == ("step" if option == "onecycle" else "epoch")
+
+
+def test_plateau_halves_the_learning_rate_after_patience_epochs_without_improvement():
+    cfg = compose_config("scheduler=plateau")  # mode max, factor 0.5, patience 1
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    schedule = build_schedule(OmegaConf.to_container(cfg.scheduler, resolve=True), optimizer, total_steps=10)
+    rates = []
+    for val_acc in (0.5, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7):
+        schedule.after_step()  # an epoch schedule ignores steps
+        schedule.after_epoch(val_acc)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
+
+
+def test_onecycle_steps_per_batch_over_the_runs_total_steps():
+    cfg = compose_config("scheduler=onecycle", "optimizer.lr=0.01")
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.01)
+    schedule = build_schedule(OmegaConf.to_container(cfg.scheduler, resolve=True), optimizer, total_steps=20)
+    assert schedule.scheduler.total_steps == 20
+    for _ in range(19):
+        optimizer.step()
+        schedule.after_step()
+    schedule.after_epoch(0.5)  # a step schedule ignores epochs
+    assert optimizer.param_groups[0]["lr"] < 0.01 / 25
+    assert schedule.host_bound_reason() and "momentum" in schedule.host_bound_reason()
 
 
 def test_optuna_study_and_slurm_launcher_compose():
-    cfg = composed("hparams_search=lstm_optuna", hydra=True)
-    sweeper = cfg.hydra.sweeper
+    with_hydra = dict(return_hydra_config=True)
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        sweeper = compose("config", overrides=["hparams_search=lstm_optuna"], **with_hydra).hydra.sweeper
+        launcher = compose("config", overrides=["hydra/launcher=slurm"], **with_hydra).hydra.launcher
+        packed = compose("config", overrides=["hydra/launcher=packed"], **with_hydra).hydra.launcher
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 0
     assert set(sweeper.params) == {"model.cell", "model.hidden_size", "model.num_layers", "model.dropout", "optimizer.lr"}
-    launcher = composed("hydra/launcher=slurm", hydra=True).hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.timeout_min == 120
+    assert packed._target_.endswith("PackedLauncher") and packed.jobs_per_device is None
 
 
 @pytest.mark.parametrize("option", options("model"))
 def test_every_model_composes_and_instantiates(option):
-    cfg = composed(f"model={option}")
+    cfg = compose_config(f"model={option}")
     validate(cfg)
+    assert cfg.model.cell == Cell[option] and isinstance(cfg.model.cell, Cell)
     model = instantiate(cfg.model, input_size=28, num_classes=10, seq_len=28)
     assert isinstance(model, RecurrentClassifier) and model.rnn.mode.startswith(option.upper())
     assert model(torch.rand(3, 28, 28)).shape == (3, 10)
@@ -71,7 +100,7 @@ def test_every_dataset_composes_and_instantiates(option, idx_root: Path):
     overrides = [f"data={option}"]
     if option != "synthetic":  # the image datasets read the tiny IDX files the fixture wrote
         overrides += [f"data.root={idx_root}", "data.download=false", "data.val_size=100"]
-    cfg = composed(*overrides)
+    cfg = compose_config(*overrides)
     validate(cfg)
     data = instantiate(cfg.data)
     assert isinstance(data, SequenceData)
@@ -81,19 +110,20 @@ def test_every_dataset_composes_and_instantiates(option, idx_root: Path):
 
 @pytest.mark.parametrize("option", options("optimizer"))
 def test_every_optimizer_composes_as_a_partial(option):
-    cfg = composed(f"optimizer={option}")
+    cfg = compose_config(f"optimizer={option}")
     validate(cfg)
-    parameters = [torch.nn.Parameter(torch.zeros(2))]
-    optimizer = instantiate(cfg.optimizer)(parameters)
-    assert isinstance(optimizer, torch.optim.Optimizer)
-    assert type(optimizer).__name__.lower() == option
-    assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert type(optimizer).__name__.lower() == option and optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
 
 
-def test_trainer_defaults_and_run_directories():
-    cfg = composed(hydra=True)
+def test_defaults_and_run_directories():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
     assert (cfg.trainer.epochs, cfg.trainer.device, cfg.model.cell, cfg.optimizer.lr) == (5, "auto", "lstm", 1e-3)
-    assert cfg.data.dataset == "mnist" and cfg.data.batch_size == 256 and cfg.data.root == "data"
+    assert cfg.data.dataset == "mnist" and cfg.data.batch_size == 256 and cfg.seed == 0
+    assert cfg.trainer.precision == Precision.fp32 and cfg.trainer.cuda_graph is None
     assert cfg.hydra.run.dir.startswith("outputs/runs/")
     sweep = OmegaConf.to_container(cfg.hydra.sweep)  # unresolved: the job number exists only in a sweep
     assert sweep["dir"].startswith("outputs/multirun/") and sweep["subdir"].startswith("${hydra.job.num}_")
@@ -107,9 +137,116 @@ def test_trainer_defaults_and_run_directories():
     ],
 )
 def test_reference_recipes(experiment, head, lr, batch_size, epochs, num_params):
-    cfg = composed(f"+experiment={experiment}")
+    cfg = compose_config(f"experiment={experiment}")
     validate(cfg)
     assert (cfg.model.head, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.epochs) == (head, lr, batch_size, epochs)
     assert (cfg.model.cell, cfg.model.hidden_size, cfg.model.num_layers) == ("lstm", 256, 2)
     model = instantiate(cfg.model, input_size=28, num_classes=10, seq_len=28)
     assert sum(p.numel() for p in model.parameters()) == num_params
+
+
+def test_presets_speak_of_the_project_only():
+    for preset in (CONF / "experiment").glob("*.yaml"):
+        assert "../" not in preset.read_text() and "shared/" not in preset.read_text(), preset.name
+
+
+def test_the_bench_schema_types_its_keys():
+    cfg = compose_config("bench.steps=3", config_name="bench")
+    assert cfg.bench.steps == 3 and cfg.bench.which == "both"
+    with pytest.raises(Exception, match="stepz"):
+        compose_config("bench.stepz=3", config_name="bench")
+
+
+def corrupt_magic(root: Path) -> None:
+    with gzip.open(root / "train-images-idx3-ubyte.gz", "wb") as handle:
+        handle.write(b"\x00\x00\x99\x07" + bytes(100))
+
+
+def mismatched_lengths(root: Path) -> None:
+    write_idx(root / "short", train=500)
+    (root / "short" / "train-labels-idx1-ubyte.gz").replace(root / "train-labels-idx1-ubyte.gz")
+
+
+def truncated(root: Path) -> None:
+    data = gzip.decompress((root / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (root / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(data[: len(data) // 2]))
+
+
+IDX = ("data=mnist", "data.root={root}", "data.download=false", "data.val_size=100")
+BAD_INPUTS = [
+    # (overrides, how to spoil the IDX files or None, what the one line must contain)
+    (("model=grux",), None, ["model/grux", "gru lstm rnn"]),
+    (("optimizer=adamx",), None, ["optimizer/adamx", "adam adamw rmsprop sgd"]),
+    (("data=imagenet",), None, ["data/imagenet", "fashion_mnist"]),
+    (("experiment=nope",), None, ["experiment/nope", "lstm_rows_last"]),
+    (("model.hiden_size=3",), None, ["hiden_size", "RecurrentSchema"]),
+    (("trainer.epoch=3",), None, ["trainer.epoch", "TrainerSchema"]),
+    (("model.hidden_size=abc",), None, ["model.hidden_size=abc", "Integer"]),
+    (("model.hidden_size=1.5",), None, ["model.hidden_size=1.5", "Integer"]),
+    (("seed=abc",), None, ["seed=abc", "Integer"]),
+    (("trainer.progress=maybe",), None, ["trainer.progress=maybe", "bool"]),
+    (("model.hidden_size=0",), None, ["model.hidden_size=0", "an integer > 0"]),
+    (("model.num_layers=-1",), None, ["model.num_layers=-1", "an integer > 0"]),
+    (("model.dropout=1.0",), None, ["model.dropout=1.0", "[0, 1)"]),
+    (("model.dropout=-0.1",), None, ["model.dropout=-0.1", "[0, 1)"]),
+    (("model.head=first",), None, ["model.head=first", "expected one of [last, flatten, mean, max]"]),
+    (("model.cell=transformer",), None, ["model.cell=transformer", "expected one of [rnn, gru, lstm]"]),
+    (("model.init=zeros",), None, ["model.init=zeros", "expected one of [orthogonal, torch]"]),
+    (("data.view=diagonal",), None, ["data.view=diagonal", "expected one of [rows, columns, pixels, permuted]"]),
+    (("data.batch_size=0",), None, ["data.batch_size=0", "an integer > 0"]),
+    (("data.val_size=5000",), None, ["data.val_size=5000", "below the training set size 2000"]),
+    (("data=mnist", "data.dataset=cifar10"), None, ["data.dataset=cifar10", "expected one of [mnist, fashion_mnist, kmnist]"]),
+    (("optimizer.lr=-1",), None, ["optimizer.lr=-1", "a number > 0"]),
+    (("optimizer=sgd", "optimizer.lr=0"), None, ["optimizer.lr=0", "a number > 0"]),
+    (("scheduler=cosine", "scheduler.interval=batch"), None, ["scheduler.interval='batch'", "step | epoch"]),
+    (("trainer.epochs=-2",), None, ["trainer.epochs=-2", "an integer >= 0"]),
+    (("trainer.grad_clip_norm=0",), None, ["trainer.grad_clip_norm=0", "null or a number > 0"]),
+    (("trainer.device=tpu",), None, ["trainer.device='tpu'", "auto | cpu | cuda | cuda:N"]),
+    (("trainer.num_threads=0",), None, ["trainer.num_threads=0", "null or an integer > 0"]),
+    (("trainer.max_loss=0",), None, ["trainer.max_loss=0", "null or a number > 0"]),
+    (("trainer.log_every_n_steps=0",), None, ["trainer.log_every_n_steps=0", "an integer > 0"]),
+    (("trainer.data_placement=gpu",), None, ["trainer.data_placement=gpu", "expected one of [auto, device, host]"]),
+    (("trainer.precision=fp8",), None, ["trainer.precision=fp8", "expected one of [fp32, bf16, fp16-mixed]"]),
+    (("trainer.precision=fp16-mixed",), None, ["trainer.precision='fp16-mixed'", "needs a CUDA device"]),
+    (("trainer.cuda_graph=maybe",), None, ["trainer.cuda_graph=maybe", "not a valid bool"]),
+    (("trainer.cuda_graph=true",), None, ["trainer.cuda_graph=True", "CUDA graphs need a CUDA device"]),
+    (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),
+    (("scheduler=exponential",), None, ["scheduler/exponential", "cosine none onecycle plateau step"]),
+    (("data=mnist", "data.root={root}/empty", "data.download=false"), None,
+     ["train-images-idx3-ubyte", "empty/MNIST/raw", "download=false"]),
+    (IDX, corrupt_magic, ["train-images-idx3-ubyte", "cannot decode"]),
+    (IDX, truncated, ["t10k-images-idx3-ubyte", "cannot decode"]),
+    (IDX, mismatched_lengths, ["MNIST/raw", "images (600) and labels (500) differ"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "spoil", "expected"), BAD_INPUTS,
+    ids=[" ".join(o[-1:]) + (f" {s.__name__}" if s else "") for o, s, _ in BAD_INPUTS],
+)
+def test_bad_input_is_one_line_naming_key_and_allowed_values(tmp_path, overrides, spoil, expected):
+    """Composed and built in-process as the CLI does; the CLI prints `error: ` + one_line (test_cli.py)."""
+    root = write_idx(tmp_path / "data")
+    if spoil:
+        spoil(root)
+    overrides = ["data=synthetic", "model.hidden_size=8", "trainer.device=cpu", *(o.format(root=root) for o in overrides)]
+    with pytest.raises(Exception) as raised:
+        train_job(compose_config(*overrides), tmp_path / "run", None, None, time.perf_counter())
+    line = one_line(raised.value)
+    assert "\n" not in line
+    for fragment in expected:
+        assert fragment in line
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_run_directory_that_cannot_be_made_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError) as raised:
+        train_job(compose_config("data=synthetic", "model.hidden_size=8", "trainer.epochs=0", "trainer.device=cpu"),
+                  blocker / "run", None, None, time.perf_counter())
+    assert one_line(raised.value).startswith(f"cannot write {blocker}") and "Not a directory" in one_line(raised.value)
+
+
+def test_config_error_names_key_value_and_what_is_allowed():
+    assert str(ConfigError("data.view", "x", "rows | columns")) == "data.view='x' is not allowed: expected rows | columns"

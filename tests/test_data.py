@@ -6,9 +6,10 @@ from torchvision import datasets
 
 from conftest import easy_images, write_idx
 from src import image_files
-from src.data import load_images, make_synthetic
+from src.choices import Placement
+from src.data import choose_placement, load_images, make_synthetic
 from src.image_files import CACHE_NAME, DataError, load_decoded
-from src.schema import ConfigError
+from src.errors import ConfigError
 
 BATCHING = dict(batch_size=32, eval_batch_size=100, val_size=100, view="rows", permutation_seed=0, normalize=False)
 
@@ -100,7 +101,9 @@ def test_placement_host_streams_batches_and_device_holds_the_data():
         data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y, data.permutation))
     for (x_host, y_host), (x_held, y_held) in zip(host.batches("test"), held.batches("test")):
         assert torch.equal(x_host, x_held) and torch.equal(y_host, y_held)
-    assert data.place(torch.device("cpu"), "auto").device == torch.device("cpu")
+    assert choose_placement("auto", nbytes=100, free_bytes=400) == Placement.device  # a quarter of the free memory
+    assert choose_placement("auto", nbytes=101, free_bytes=400) == Placement.host
+    assert choose_placement("host", nbytes=1, free_bytes=400) == Placement.host
 
 
 def test_parallel_first_loads_of_one_dataset_do_not_clash(idx_root):

@@ -43,7 +43,7 @@ def test_bidirectional_last_head_uses_forward_end_and_backward_start():
 
 
 def test_unknown_cell_or_head_is_refused():
-    with pytest.raises(ValueError, match="cell='transformer'"):
+    with pytest.raises(ValueError, match="'transformer' is not a valid Cell"):
         RecurrentClassifier(input_size=3, num_classes=2, seq_len=4, cell="transformer")
-    with pytest.raises(ValueError, match="head='first'"):
+    with pytest.raises(ValueError, match="'first' is not a valid Head"):
         RecurrentClassifier(input_size=3, num_classes=2, seq_len=4, head="first")

@@ -1,18 +1,22 @@
 """The step choice, and what the CUDA-graph step relies on that a CPU can check: schedulers update a
 GPU-resident learning rate in place, and a graph run's checkpoint resumes anywhere.
 
-The capture and replay themselves need a GPU: `python -m src.bench trainer.device=cuda bench.step_check=300`
-compares them with eager steps there (experiments/performance/).
+The capture and replay themselves need a GPU: the last test compares them with eager steps there, and
+`python -m src.bench trainer.device=cuda bench.step_check=300` does at full size (experiments/performance/).
 """
 
 import pytest
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau, StepLR
 
-from src.checkpoints import TrainState, restore, save_checkpoint
+from src.atomic import BackgroundWriter
+from src.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
+from src.choices import Interval
+from src.errors import ConfigError
 from src.models import RecurrentClassifier
-from src.schema import ConfigError
-from src.steps import make_capturable, make_step, train_step, use_cuda_graph
+from src.schedules import Schedule
+from src.step_check import exact_kernels
+from src.steps import GraphedStep, make_capturable, make_step, train_step, use_cuda_graph
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU: only the choice is tested
 
@@ -26,15 +30,18 @@ def test_auto_uses_the_graph_exactly_where_it_can_work():
     model, _, _ = tiny()
     adam, adamw = torch.optim.Adam(model.parameters()), torch.optim.AdamW(model.parameters())
     sgd = torch.optim.SGD(model.parameters(), lr=0.1)
-    assert use_cuda_graph("auto", CUDA, "fp32", adam, None) and use_cuda_graph("auto", CUDA, "bf16", adamw, None)
-    assert use_cuda_graph(True, CUDA, "fp32", adam, CosineAnnealingLR(adam, 5))
-    assert not use_cuda_graph("auto", CPU, "fp32", adam, None)
+    def per_step(scheduler) -> Schedule:
+        return Schedule(scheduler, Interval.step)
+
+    assert use_cuda_graph(None, CUDA, "fp32", adam, None) and use_cuda_graph(None, CUDA, "bf16", adamw, None)
+    assert use_cuda_graph(True, CUDA, "fp32", adam, Schedule(CosineAnnealingLR(adam, 5), Interval.epoch))
+    assert not use_cuda_graph(None, CPU, "fp32", adam, None)
     assert not use_cuda_graph(False, CUDA, "fp32", adam, None)
-    assert not use_cuda_graph("auto", CUDA, "fp16-mixed", adam, None)  # the scaler syncs every step
-    assert not use_cuda_graph("auto", CUDA, "fp32", sgd, None)  # its lr cannot be a GPU tensor
-    assert not use_cuda_graph("auto", CUDA, "fp32", adam, OneCycleLR(adam, 0.01, total_steps=10))
-    assert use_cuda_graph("auto", CUDA, "fp32", adam, OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False))
-    with pytest.raises(ConfigError, match="trainer.cuda_graph=True is not allowed: expected false or auto here: "
+    assert not use_cuda_graph(None, CUDA, "fp16-mixed", adam, None)  # the scaler syncs every step
+    assert not use_cuda_graph(None, CUDA, "fp32", sgd, None)  # its lr cannot be a GPU tensor
+    assert not use_cuda_graph(None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10)))
+    assert use_cuda_graph(None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False)))
+    with pytest.raises(ConfigError, match="trainer.cuda_graph=True is not allowed: expected false or null here: "
                                           "the graph step needs Adam or AdamW"):
         use_cuda_graph(True, CUDA, "fp32", sgd, None)
 
@@ -66,7 +73,9 @@ def test_a_graph_runs_checkpoint_resumes_with_plain_settings(tmp_path):
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     train_step(model, x, y, optimizer, 1.0)
     make_capturable(optimizer, CPU)  # what a CUDA-graph run saves: lr a tensor, capturable=True
-    save_checkpoint(tmp_path, model, optimizer, None, TrainState(epoch=1, step=1), torch.Generator(), {}, is_best=False)
+    with BackgroundWriter() as files:
+        save_checkpoint(tmp_path, checkpoint_bytes(model, optimizer, None, TrainState(epoch=1, step=1), torch.Generator(), {}),
+                        files, is_best=False)
 
     resumed_model, _, _ = tiny()
     resumed = torch.optim.Adam(resumed_model.parameters(), lr=0.01)
@@ -89,3 +98,25 @@ def test_zeroing_gradients_in_place_steps_like_setting_them_to_none():
             train_step(model, x, y, optimizer, 1.0, set_to_none=set_to_none)
         results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(*results)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: replays a captured graph")
+def test_the_graph_step_replays_the_eager_step_with_the_same_capturable_adam():
+    def losses(graph: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = RecurrentClassifier(5, 3, 6, hidden_size=16).to(CUDA)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        if graph:
+            step = make_step(model, optimizer, 1.0, "fp32", 32, cuda_graph=True)
+        else:
+            make_capturable(optimizer, CUDA)
+            step = make_step(model, optimizer, 1.0, "fp32", 32, cuda_graph=False)
+        generator = torch.Generator().manual_seed(1)
+        batches = [(torch.randn(32, 6, 5, generator=generator), torch.randint(3, (32,), generator=generator)) for _ in range(12)]
+        return torch.stack([step(x.to(CUDA), y.to(CUDA))[0].clone() for x, y in batches]).cpu()
+
+    with exact_kernels():
+        graphed, eager = losses(graph=True), losses(graph=False)
+    assert torch.equal(graphed, eager), (graphed - eager).abs().max()
+    model = RecurrentClassifier(5, 3, 6, hidden_size=16).to(CUDA)
+    assert isinstance(make_step(model, torch.optim.Adam(model.parameters()), 1.0, "fp32", 32, cuda_graph=True), GraphedStep)

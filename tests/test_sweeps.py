@@ -1,7 +1,8 @@
-"""Multiruns through the real CLI: launchers, the Optuna sweeper, HPARAMS, the sweep report."""
+"""Multiruns: one real CLI sweep per launcher; the Optuna sweeper, HPARAMS, the report and TensorBoard in-process."""
 
 import csv
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -15,18 +16,16 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import ROOT, run_cli
-from src import tags
+from conftest import ROOT, TINY, run_cli, sweep_in_process, sweep_rows
+from src import report, tags
 from src.hparams import HPARAM_KEYS, hparam_values
-from src.report import over_seeds, seed_table
 from src.job import pick_device, threads_per_job
-
-TINY = ("-m", "data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
-        "trainer.epochs=1", "trainer.log_every_n_steps=2")
+from src.report import over_seeds, seed_table
 
 
 def sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    result = run_cli(*TINY, *overrides, f"hydra.sweep.dir={tmp_path}")
+    """The real CLI: `python -m src.run -m ...`."""
+    result = run_cli("-m", *TINY, *overrides, f"hydra.sweep.dir={tmp_path}")
     summary = tmp_path / "summary.csv"
     rows = list(csv.DictReader(summary.open())) if summary.exists() else []
     return result, rows
@@ -63,14 +62,15 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_with_shared_threads(tmp
     assert sorted(row["overrides"].split()[0] for row in rows) == ["data=synthetic"] * 3
     assert {row["status"] for row in rows} == {"ok"} and len(rows) == 3
     logs = [(job / "run.log").read_text() for job in tmp_path.glob("*_*") if job.is_dir()]
-    expected = threads_per_job(None, 2)
-    assert all(f"({expected} threads)" in log for log in logs)
+    expected = max(1, (os.cpu_count() or 1) // 2)  # the cores shared between 2 parallel jobs
+    assert len(logs) == 3 and all(f"({expected} threads)" in log for log in logs)
 
 
 def test_a_failing_job_does_not_stop_the_sweep_and_every_failure_is_reported(tmp_path):
-    result, rows = sweep(tmp_path, "model.hidden_size=0,8,-3")
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
+    with pytest.raises(SystemExit) as stopped:
+        sweep_in_process(tmp_path, *TINY, "model.hidden_size=0,8,-3")
+    last = str(stopped.value.code)
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert last.startswith("error: 2 of 3 jobs failed")
     assert "model.hidden_size=0 is not allowed" in last and "model.hidden_size=-3 is not allowed" in last
     assert [row["status"] for row in rows] == ["ok", "failed", "failed"]
@@ -78,26 +78,23 @@ def test_a_failing_job_does_not_stop_the_sweep_and_every_failure_is_reported(tmp
 
 
 def test_optuna_sweeper_three_seeded_trials(tmp_path):
-    result, rows = sweep(tmp_path, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
-    assert result.returncode == 0, result.stderr
+    rows = sweep_rows(tmp_path, *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
     assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
     assert all("model.cell=" in row["overrides"] and "optimizer.lr=" in row["overrides"] for row in rows)
     results = (tmp_path / "optimization_results.yaml").read_text()
     assert "best_params" in results and f"best_value: {max(float(row['val_acc']) for row in rows)}" in results
     # The sampler is seeded: the same study proposes the same trials again.
-    again, rows_again = sweep(tmp_path / "again", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
+    rows_again = sweep_rows(tmp_path / "again", *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
     assert sorted(row["overrides"] for row in rows_again) == sorted(row["overrides"] for row in rows)
 
 
 def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    first, first_rows = sweep(tmp_path / "first", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
-                              f"hydra.sweeper.storage={storage}")
-    assert first.returncode == 0, first.stderr
+    first_rows = sweep_rows(tmp_path / "first", *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
+                            f"hydra.sweeper.storage={storage}")
     # A new seed for the second session: the same one would propose the first session's trials again.
-    second, second_rows = sweep(tmp_path / "second", "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
-                                f"hydra.sweeper.storage={storage}", "hydra.sweeper.sampler.seed=1")
-    assert second.returncode == 0, second.stderr
+    second_rows = sweep_rows(tmp_path / "second", *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
+                             f"hydra.sweeper.storage={storage}", "hydra.sweeper.sampler.seed=1")
     study = optuna.load_study(study_name="lstm_optuna", storage=storage)
     assert [trial.number for trial in study.trials] == [0, 1, 2, 3]
     assert {row["overrides"] for row in first_rows}.isdisjoint(row["overrides"] for row in second_rows)
@@ -106,10 +103,10 @@ def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
 
 
 def test_zero_joblib_workers_are_refused_in_one_line_before_any_job(tmp_path):
-    result, rows = sweep(tmp_path / "sweep", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0")
-    assert result.returncode == 1 and not rows and not (tmp_path / "sweep").exists()
-    assert result.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.n_jobs=0 is not allowed: expected")
-    assert "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as stopped:
+        sweep_in_process(tmp_path / "sweep", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=0")
+    assert str(stopped.value.code).startswith("error: hydra.launcher.n_jobs=0 is not allowed: expected")
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_submitit_local_launcher(tmp_path):
@@ -118,15 +115,17 @@ def test_submitit_local_launcher(tmp_path):
     assert len(rows) == 2 and {row["status"] for row in rows} == {"ok"}
 
 
-def test_report_command_regenerates_the_summary(tmp_path):
-    sweep(tmp_path, "model.hidden_size=8,12")
+def test_report_command_regenerates_the_summary(tmp_path, monkeypatch, capsys):
+    sweep_in_process(tmp_path, *TINY, "model.hidden_size=8,12")
     for name in ("summary.csv", "summary.md", "summary.png"):
         (tmp_path / name).unlink()
-    result = run_cli(str(tmp_path), module="src.report")
-    assert result.returncode == 0, result.stderr
-    assert "| * |" in result.stdout and (tmp_path / "summary.png").stat().st_size > 1000
-    empty = run_cli(str(tmp_path / "0_nothing"), module="src.report")
-    assert empty.returncode != 0 and empty.stderr.startswith("error: ")
+    monkeypatch.setattr(sys, "argv", ["src.report", str(tmp_path)])
+    report.main()
+    assert "| * |" in capsys.readouterr().out and (tmp_path / "summary.png").stat().st_size > 1000
+    monkeypatch.setattr(sys, "argv", ["src.report", str(tmp_path / "0_nothing")])
+    with pytest.raises(SystemExit) as stopped:
+        report.main()
+    assert str(stopped.value.code).startswith("error: ") and "holds no job directories" in str(stopped.value.code)
 
 
 def free_port() -> int:
@@ -143,8 +142,7 @@ def get_json(url: str, body: dict | None = None) -> object:
 
 
 def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
-    result, _ = sweep(tmp_path / "sweep", "model.hidden_size=8,12")
-    assert result.returncode == 0, result.stderr
+    sweep_in_process(tmp_path / "sweep", *TINY, "model.hidden_size=8,12")
     port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(tmp_path / "sweep"), "--host", "127.0.0.1",
@@ -177,9 +175,10 @@ def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
         server.wait(timeout=30)
 
 
-@pytest.mark.parametrize(("requested", "parallel", "expected"), [(3, 4, 3), (None, None, None)])
-def test_threads_per_job(requested, parallel, expected):
-    assert threads_per_job(requested, parallel) == expected
+def test_threads_per_job(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert threads_per_job(3, 4) == 3 and threads_per_job(None, None) is None
+    assert threads_per_job(None, 4) == 4 and threads_per_job(None, 32) == 1 and threads_per_job(None, -1) == 1
 
 
 def test_hparam_keys_are_the_same_whatever_the_config():

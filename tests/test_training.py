@@ -4,38 +4,39 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
+from src.checkpoints import TrainState
 from src.data import load_images
 from src.models import RecurrentClassifier
 from src.scoring import evaluate
-from src.steps import make_step
-from src.train import TrainState, fit
+from src.steps import make_step, train_step
+from src.train import fit
 
 
-def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainState, RecurrentClassifier]:
+def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainState, list[tuple[int, bool]]]:
     torch.manual_seed(seed)
     data = load_images("mnist", str(idx_root), download=False, batch_size=16, eval_batch_size=256,
                        val_size=100, view="rows", permutation_seed=0, normalize=True, split_seed=0)
     model = RecurrentClassifier(data.input_size, data.num_classes, data.seq_len, cell="gru", hidden_size=32)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    state = TrainState()
+    state, ends = TrainState(), []
     with SummaryWriter(str(tmp_path / "events")) as writer:
         step = make_step(model, optimizer, 1.0, "fp32", data.batch_size, cuda_graph=False)
         fit(model, data, optimizer, step, state, epochs=epochs, generator=torch.Generator().manual_seed(seed),
             log_every_n_steps=5, max_loss=None, writer=writer, progress=False,
-            run_dir=tmp_path, config={"seed": seed})
-    return state, model
+            on_epoch_end=lambda state, is_best: ends.append((state.epoch, is_best)))
+    return state, ends
 
 
 def test_learns_an_easy_task_from_idx_files(idx_root, tmp_path):
-    state, model = train_on(idx_root, tmp_path)
+    state, ends = train_on(idx_root, tmp_path)
     before, after = state.history[0], state.history[-1]
     assert before[tags.TEST_ACC] < 0.3  # untrained: about chance on 10 classes
     assert after[tags.TEST_ACC] >= 0.95 and after[tags.VAL_ACC] >= 0.95
     assert after[tags.TRAIN_LOSS] < state.history[1][tags.TRAIN_LOSS]
     assert state.epoch == 6 and state.step == 6 * -(-500 // 16)
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
-    assert checkpoint["state"]["epoch"] == 6 and checkpoint["config"] == {"seed": 0}
-    model.load_state_dict(checkpoint["model"])
+    assert [epoch for epoch, _ in ends] == [1, 2, 3, 4, 5, 6] and ends[0][1]  # the hook after every epoch
+    assert 0 < state.train_seconds <= sum(h[tags.EPOCH_SECONDS] for h in state.history[1:]) + 1e-9
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "checkpoints").exists()  # fit writes no files
 
 
 def test_same_seed_same_run(idx_root, tmp_path):
@@ -45,10 +46,19 @@ def test_same_seed_same_run(idx_root, tmp_path):
     assert first == second
 
 
-def test_evaluate_leaves_no_gradient_and_counts_every_sample(idx_root):
+def test_evaluate_changes_no_gradient_and_counts_every_sample(idx_root):
     data = load_images("mnist", str(idx_root), download=False, batch_size=32, eval_batch_size=64,
                        val_size=100, view="rows", permutation_seed=0, normalize=False, split_seed=0)
     model = RecurrentClassifier(data.input_size, data.num_classes, data.seq_len, hidden_size=8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: gradients exist, weights stay
+    x, y = next(data.batches("train"))
+    train_step(model, x, y, optimizer, None)
+    gradients = [p.grad.clone() for p in model.parameters()]
     loss, accuracy = evaluate(model, data, "test")
-    assert 0 <= accuracy <= 1 and loss > 0
-    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), gradients))  # no backward, no zeroing
+    assert not model.training
+    # Counts every sample: the mean over the test split equals the per-sample losses' mean.
+    with torch.no_grad():
+        logits = torch.cat([model(x) for x, _ in data.batches("test")])
+    expected = torch.nn.functional.cross_entropy(logits, data.test_y).item()
+    assert abs(loss - expected) < 1e-5 and accuracy == (logits.argmax(1) == data.test_y).sum().item() / len(data.test_y)

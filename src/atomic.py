@@ -1,0 +1,64 @@
+"""Files written whole or not at all, and checkpoints written off the training thread.
+
+Every file a run writes goes through `write_atomically`: a temporary file beside the target, fsynced,
+then renamed over it. A reader sees the old file or the new one, never half of one; on failure the
+temporary file is removed and the error names the target and the OS's reason.
+"""
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call write(handle) on a temporary file in path's directory, fsync it, and rename it over path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Per process and thread: parallel jobs and packed jobs may write the same file at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """write_atomically for bytes already in memory."""
+    write_atomically(path, lambda handle: handle.write(data))
+
+
+class BackgroundWriter:
+    """Writes files atomically on one thread of its own, in the order given, so that the disk's fsync
+    never holds up the training thread (nor, in a packed sweep, the other jobs' GPU work).
+
+    `close` waits for every write and raises the first error.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
+        self._pending: list[Future] = []
+
+    def submit(self, path: Path, data: bytes) -> None:
+        self._pending.append(self._pool.submit(write_bytes_atomically, path, data))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
