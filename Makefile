@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_ARGS ?= data=fashion_mnist
 BENCH_ARGS ?= data=fashion_mnist model.hidden_size=128 trainer.device=cpu bench.steps=30
 
-.PHONY: setup data test run bench tensorboard clean
+.PHONY: setup data test lint run bench tensorboard clean
 
 setup: $(VENV)/.installed data
 
@@ -24,6 +24,9 @@ data:
 
 test:
 	$(PY) -m pytest -q
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 run:
 	$(PY) -m src.run $(RUN_ARGS)

@@ -69,13 +69,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(loop: str, fresh: FreshStep, data: SequenceData, *, steps: int, warmup: int, epochs: int,
-            num_workers: int, seed: int, precision: str) -> dict:
+def measure(
+    loop: str,
+    fresh: FreshStep,
+    data: SequenceData,
+    *,
+    steps: int,
+    warmup: int,
+    epochs: int,
+    num_workers: int,
+    seed: int,
+    precision: str,
+) -> dict:
     """Seconds per step over `steps` steps (after `warmup`), then s/epoch over `epochs` epochs and test accuracy."""
     device = data.device
     model, step = fresh()
     generator = torch.Generator().manual_seed(seed)
-    endless = itertools.chain.from_iterable(epoch_batches(loop, data, generator, num_workers) for _ in itertools.count())
+    endless = itertools.chain.from_iterable(
+        epoch_batches(loop, data, generator, num_workers) for _ in itertools.count()
+    )
     model.train()
     for x, y in itertools.islice(endless, warmup):
         step(x, y)
@@ -127,16 +139,32 @@ def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
     # The reference loop takes eager steps; the framework the step a run takes.
     kinds = {"reference": "eager", "framework": "framework", "eager": "eager", "eager_capturable": "eager_capturable"}
     fresh = {name: partial(fresh_step, kind, cfg, data, device) for name, kind in kinds.items()}
-    results = {loop: measure(loop, fresh[loop], data, steps=cfg.bench.steps, warmup=cfg.bench.warmup,
-                             epochs=cfg.bench.epochs, num_workers=cfg.bench.num_workers, seed=cfg.seed,
-                             precision=cfg.trainer.precision) for loop in loops}
+    results = {
+        loop: measure(
+            loop,
+            fresh[loop],
+            data,
+            steps=cfg.bench.steps,
+            warmup=cfg.bench.warmup,
+            epochs=cfg.bench.epochs,
+            num_workers=cfg.bench.num_workers,
+            seed=cfg.seed,
+            precision=cfg.trainer.precision,
+        )
+        for loop in loops
+    }
     by_kind = {kind: fresh[kind] for kind in ("framework", "eager", "eager_capturable")}
     check = check_step(by_kind, data, cfg.bench.step_check, cfg.seed) if cfg.bench.step_check else None
-    report = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
-              "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-              "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size} head={cfg.model.head}",
-              "data": f"{cfg.data.get('dataset', 'synthetic')} {cfg.data.view} batch {cfg.data.batch_size}",
-              "steps": cfg.bench.steps, "epochs": cfg.bench.epochs, "precision": str(cfg.trainer.precision)}
+    report = {
+        "device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size} head={cfg.model.head}",
+        "data": f"{cfg.data.get('dataset', 'synthetic')} {cfg.data.view} batch {cfg.data.batch_size}",
+        "steps": cfg.bench.steps,
+        "epochs": cfg.bench.epochs,
+        "precision": str(cfg.trainer.precision),
+    }
     for loop, figures in results.items():
         report.update({f"{loop}_{key}": value for key, value in figures.items()})
     if len(results) == 2:
@@ -149,23 +177,30 @@ def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
 
 def summary_lines(report: dict) -> list[str]:
     """The report as the table and lines the command prints."""
-    lines = [f"{report['model']}, {report['data']}, {report['device']}, torch {report['torch_version']}",
-             "| loop | s/step | samples/s | s/epoch | test acc |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"{report['model']}, {report['data']}, {report['device']}, torch {report['torch_version']}",
+        "| loop | s/step | samples/s | s/epoch | test acc |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for loop in LOOPS:
         if f"{loop}_s_per_step" not in report:
             continue
         epoch = f"{report[f'{loop}_s_per_epoch']:.2f}" if f"{loop}_s_per_epoch" in report else "-"
         accuracy = f"{report[f'{loop}_test_acc']:.4f}" if f"{loop}_test_acc" in report else "-"
-        lines.append(f"| {loop} | {report[f'{loop}_s_per_step']:.4f} | {report[f'{loop}_samples_per_second']:.0f} "
-                     f"| {epoch} | {accuracy} |")
+        lines.append(
+            f"| {loop} | {report[f'{loop}_s_per_step']:.4f} | {report[f'{loop}_samples_per_second']:.0f} "
+            f"| {epoch} | {accuracy} |"
+        )
     if "speedup" in report:
         lines.append(f"speedup (reference s/step / framework s/step): {report['speedup']:.2f}x")
     check = report.get("step_check")
     for kind in ("eager_capturable", "eager") if check else ():
         if f"max_abs_loss_diff_to_{kind}" in check:
-            lines.append(f"{check['framework_step']} step against {kind} steps over {check['steps']} steps: largest "
-                         f"loss difference {check[f'max_abs_loss_diff_to_{kind}']:.3g} "
-                         f"({check[f'max_rel_loss_diff_to_{kind}']:.3g} relative)")
+            lines.append(
+                f"{check['framework_step']} step against {kind} steps over {check['steps']} steps: largest "
+                f"loss difference {check[f'max_abs_loss_diff_to_{kind}']:.3g} "
+                f"({check[f'max_rel_loss_diff_to_{kind}']:.3g} relative)"
+            )
     return lines
 
 

@@ -21,7 +21,9 @@ class LauncherCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         n_jobs = config.hydra.launcher.get("n_jobs")
         if n_jobs == 0:  # joblib's own words ("n_jobs == 0 in Parallel has no meaning") name no key
-            error = ConfigError("hydra.launcher.n_jobs", n_jobs, "a number of parallel jobs >= 1, or -N for all cores but N-1")
+            error = ConfigError(
+                "hydra.launcher.n_jobs", n_jobs, "a number of parallel jobs >= 1, or -N for all cores but N-1"
+            )
             sys.exit(f"error: {error}")
 
 

@@ -5,7 +5,6 @@ import io
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -31,8 +30,12 @@ class TrainState:
 
 
 def checkpoint_bytes(
-    model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None, state: TrainState,
-    generator: torch.Generator, config: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None,
+    state: TrainState,
+    generator: torch.Generator,
+    config: dict,
 ) -> bytes:
     """The checkpoint of this moment, serialised: model, optimizer, scheduler, loop state, config, RNGs."""
     checkpoint = {
@@ -80,14 +83,17 @@ def load_compatible(path: Path, config: dict) -> dict:
 
 
 def restore(
-    checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None,
+    checkpoint: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None,
     generator: torch.Generator,
 ) -> TrainState:
     """Put model, optimizer, scheduler and every RNG back where the checkpoint left them."""
     model.load_state_dict(checkpoint["model"])
     capturable = [group.get("capturable") for group in optimizer.param_groups]
     optimizer.load_state_dict(checkpoint["optimizer"])
-    for group, was in zip(optimizer.param_groups, capturable):
+    for group, was in zip(optimizer.param_groups, capturable, strict=True):
         # A CUDA-graph run saved lr as a GPU tensor and capturable=True (steps.make_capturable); this run
         # starts from plain settings and chooses its own step, on whatever device it has.
         group["lr"] = float(group["lr"])

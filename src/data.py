@@ -116,9 +116,19 @@ class SequenceData:
 
 
 def _assemble(
-    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, class_names: tuple[str, ...], *,
-    batch_size: int, eval_batch_size: int, val_size: int, view: str, permutation_seed: int,
-    normalize: bool, split_seed: int,
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    class_names: tuple[str, ...],
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    val_size: int,
+    view: str,
+    permutation_seed: int,
+    normalize: bool,
+    split_seed: int,
 ) -> SequenceData:
     if val_size >= len(train_y):
         raise ConfigError("data.val_size", val_size, f"an integer below the training set size {len(train_y)}")
@@ -133,32 +143,69 @@ def _assemble(
     num_pixels = train_x.shape[1] * train_x.shape[2]
     permutation = torch.randperm(num_pixels, generator=torch.Generator().manual_seed(permutation_seed))
     return SequenceData(
-        train_x=train_images, train_y=train_y[train_index],
-        val_x=train_x[val_index], val_y=train_y[val_index],
-        test_x=test_x, test_y=test_y, class_names=class_names,
-        batch_size=batch_size, eval_batch_size=eval_batch_size, view=View(view),
-        permutation=permutation, mean=mean, std=std,
+        train_x=train_images,
+        train_y=train_y[train_index],
+        val_x=train_x[val_index],
+        val_y=train_y[val_index],
+        test_x=test_x,
+        test_y=test_y,
+        class_names=class_names,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        view=View(view),
+        permutation=permutation,
+        mean=mean,
+        std=std,
     )
 
 
 def load_images(
-    dataset: str, root: str, download: bool, *, batch_size: int, eval_batch_size: int, val_size: int,
-    view: str, permutation_seed: int, normalize: bool, split_seed: int,
+    dataset: str,
+    root: str,
+    download: bool,
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    val_size: int,
+    view: str,
+    permutation_seed: int,
+    normalize: bool,
+    split_seed: int,
 ) -> SequenceData:
     """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
     tensors = load_decoded(dataset, root, download)
     class_names = tuple(tensors["classes"])
     return _assemble(
-        tensors["train_x"], tensors["train_y"], tensors["test_x"], tensors["test_y"], class_names,
-        batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,
-        permutation_seed=permutation_seed, normalize=normalize, split_seed=split_seed,
+        tensors["train_x"],
+        tensors["train_y"],
+        tensors["test_x"],
+        tensors["test_y"],
+        class_names,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        val_size=val_size,
+        view=view,
+        permutation_seed=permutation_seed,
+        normalize=normalize,
+        split_seed=split_seed,
     )
 
 
 def make_synthetic(
-    num_train: int, num_test: int, seq_len: int, input_size: int, num_classes: int, noise: float,
-    seed: int, *, batch_size: int, eval_batch_size: int, val_size: int, view: str,
-    permutation_seed: int, normalize: bool,
+    num_train: int,
+    num_test: int,
+    seq_len: int,
+    input_size: int,
+    num_classes: int,
+    noise: float,
+    seed: int,
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    val_size: int,
+    view: str,
+    permutation_seed: int,
+    normalize: bool,
 ) -> SequenceData:
     """SYNTHETIC: one random template per class plus Gaussian noise, quantised to uint8 "images"."""
     generator = torch.Generator().manual_seed(seed)
@@ -173,7 +220,16 @@ def make_synthetic(
     train_x, train_y = sample(num_train)
     test_x, test_y = sample(num_test)
     return _assemble(
-        train_x, train_y, test_x, test_y, tuple(f"class {k}" for k in range(num_classes)),
-        batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, view=view,
-        permutation_seed=permutation_seed, normalize=normalize, split_seed=seed,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        tuple(f"class {k}" for k in range(num_classes)),
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        val_size=val_size,
+        view=view,
+        permutation_seed=permutation_seed,
+        normalize=normalize,
+        split_seed=seed,
     )

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from src.data import IMAGE_SHAPE, sequence_shape
-from src.models import format_parameters
 from src.errors import one_line
+from src.models import format_parameters
 from src.schema import register_schemas, validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -28,15 +28,17 @@ def describe(cfg: DictConfig) -> None:
     num_classes = cfg.data.num_classes if synthetic else 10
     model = instantiate(cfg.model, input_size=input_size, num_classes=num_classes, seq_len=seq_len)
     table, total = format_parameters(model)
-    print(f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}, head {cfg.model.head}, "
-          f"on {cfg.data.view}: {seq_len} steps of {input_size} features, {num_classes} classes\n")
+    print(
+        f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}, head {cfg.model.head}, "
+        f"on {cfg.data.view}: {seq_len} steps of {input_size} features, {num_classes} classes\n"
+    )
     print(table)
     print(f"\ntotal parameters: {total:,}\n")
     batch = 2
     with torch.inference_mode():
         out, state = model.rnn(torch.rand(batch, seq_len, input_size))  # (N, L, Q) in
         logits = model(torch.rand(batch, seq_len, input_size))
-    states = dict(zip(("h_n", "c_n"), state)) if cfg.model.cell == "lstm" else {"h_n": state}
+    states = dict(zip(("h_n", "c_n"), state, strict=True)) if cfg.model.cell == "lstm" else {"h_n": state}
     print(f"x:      {(batch, seq_len, input_size)}  N x L x Q")
     print(f"out:    {tuple(out.shape)}  N x L x D (D = hidden_size x directions)")
     for name, tensor in states.items():

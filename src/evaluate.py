@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> None:
     """Evaluate cfg.ckpt on cfg.device, its data found under cfg.data_root if it moved."""
     report = evaluate_checkpoint(Path(cfg.ckpt), cfg.device, cfg.data_root, Path(HydraConfig.get().runtime.output_dir))
-    lines = [f"{report['checkpoint']} (epoch {report['epoch']}) on the test set: accuracy {report['test_acc']:.4f}, "
-             f"loss {report['test_loss']:.4f}",
-             *(f"  {name:>14}: {accuracy:.4f}" for name, accuracy in report["per_class_acc"].items())]
+    lines = [
+        f"{report['checkpoint']} (epoch {report['epoch']}) on the test set: accuracy {report['test_acc']:.4f}, "
+        f"loss {report['test_loss']:.4f}",
+        *(f"  {name:>14}: {accuracy:.4f}" for name, accuracy in report["per_class_acc"].items()),
+    ]
     log.info("\n".join(lines))
 
 
@@ -45,8 +47,9 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
         data_config["root"] = data_root
     device = pick_device(device_name)
     data = instantiate(data_config).place(device)
-    model = instantiate(saved["model"], input_size=data.input_size, num_classes=data.num_classes,
-                        seq_len=data.seq_len).to(device)
+    model = instantiate(
+        saved["model"], input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
+    ).to(device)
     model.load_state_dict(checkpoint["model"])
     test_loss, test_acc = evaluate(model, data, "test")
     counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
@@ -54,8 +57,11 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
     draw_predictions(model, data, run_dir)
     draw_confusion(model, data, run_dir)
     report = {
-        "checkpoint": str(path), "epoch": checkpoint["state"]["epoch"], "test_acc": test_acc, "test_loss": test_loss,
-        "per_class_acc": dict(zip(data.class_names, per_class)),
+        "checkpoint": str(path),
+        "epoch": checkpoint["state"]["epoch"],
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "per_class_acc": dict(zip(data.class_names, per_class, strict=True)),
     }
     write_bytes_atomically(run_dir / "evaluation.json", (json.dumps(report, indent=2) + "\n").encode())
     return report

@@ -11,9 +11,21 @@ from src import tags
 
 # The same keys in every run, so the dashboard's columns line up across a sweep.
 HPARAM_KEYS = (
-    "model.cell", "model.hidden_size", "model.num_layers", "model.dropout", "model.bidirectional",
-    "model.head", "model.init", "data.view", "data.batch_size", "data.normalize", "optimizer.lr",
-    "optimizer.weight_decay", "trainer.epochs", "trainer.grad_clip_norm", "seed",
+    "model.cell",
+    "model.hidden_size",
+    "model.num_layers",
+    "model.dropout",
+    "model.bidirectional",
+    "model.head",
+    "model.init",
+    "data.view",
+    "data.batch_size",
+    "data.normalize",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "trainer.epochs",
+    "trainer.grad_clip_norm",
+    "seed",
 )
 METRIC_TAGS = (tags.VAL_ACC, tags.TEST_ACC, tags.FINAL_BEST_VAL_ACC, tags.FINAL_SECONDS)
 
@@ -25,6 +37,7 @@ def flat_value(value: object) -> int | float | str | bool:
 
 def hparam_values(config: dict) -> dict[str, int | float | str | bool]:
     """The dashboard's columns for one resolved config: dataset, optimizer class, then HPARAM_KEYS."""
+
     def lookup(dotted: str) -> object:
         node: object = config
         for part in dotted.split("."):

@@ -88,13 +88,15 @@ def _placed_data(data_json: str, device: str, placement: str) -> SequenceData:
         return _placed_data_unlocked(data_json, device, placement)
 
 
-def build_training(cfg: DictConfig, data: SequenceData, device: torch.device
-                   ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
+def build_training(
+    cfg: DictConfig, data: SequenceData, device: torch.device
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
     """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device."""
     with INIT_LOCK:
         torch.manual_seed(cfg.seed)
-        model = instantiate(cfg.model, input_size=data.input_size, num_classes=data.num_classes,
-                            seq_len=data.seq_len).to(device)
+        model = instantiate(
+            cfg.model, input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
+        ).to(device)
     check_precision(model, data.seq_len, data.input_size, device, cfg.trainer.precision)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler_config = OmegaConf.to_container(cfg.scheduler, resolve=True)
@@ -102,8 +104,14 @@ def build_training(cfg: DictConfig, data: SequenceData, device: torch.device
     return model, optimizer, schedule
 
 
-def build_step(cfg: DictConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None,
-               data: SequenceData, device: torch.device) -> Step:
+def build_step(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None,
+    data: SequenceData,
+    device: torch.device,
+) -> Step:
     """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
     graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, schedule)
     return make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, graph)
@@ -118,8 +126,9 @@ def fresh_step(kind: str, cfg: DictConfig, data: SequenceData, device: torch.dev
         return model, build_step(cfg, model, optimizer, None, data, device)
     if kind == "eager_capturable":
         make_capturable(optimizer, device)
-    return model, make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size,
-                            cuda_graph=False)
+    return model, make_step(
+        model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, cuda_graph=False
+    )
 
 
 def own_stream(device: torch.device) -> torch.cuda.StreamContext | nullcontext:
@@ -127,8 +136,9 @@ def own_stream(device: torch.device) -> torch.cuda.StreamContext | nullcontext:
     return torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else nullcontext()
 
 
-def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None,
-              process_started: float) -> dict:
+def train_job(
+    cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None, process_started: float
+) -> dict:
     """Build everything from the config, train (or resume), draw the pictures and write metrics.json."""
     # A single run counts its start-up from the process's start; a sweep's job from its own start.
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
@@ -147,20 +157,33 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
         data = build_data(cfg, device)
         model, optimizer, schedule = build_training(cfg, data, device)
         table, num_params = format_parameters(model)
-        log.info("device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
-                 device, torch.get_num_threads(), data.view, data.seq_len, data.input_size, table)
+        log.info(
+            "device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
+            device,
+            torch.get_num_threads(),
+            data.view,
+            data.seq_len,
+            data.input_size,
+            table,
+        )
         generator = torch.Generator().manual_seed(cfg.seed)
         state = TrainState()
         if checkpoint:
             state = restore(checkpoint, model, optimizer, schedule, generator)
             log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
         step = build_step(cfg, model, optimizer, schedule, data, device)  # after restore: it may move Adam's state
-        log.info("ready to train %.2f s after %s (imports, config, data on %s, model)",
-                 time.perf_counter() - started, since, device)
+        log.info(
+            "ready to train %.2f s after %s (imports, config, data on %s, model)",
+            time.perf_counter() - started,
+            since,
+            device,
+        )
         status, diverged_at, training_started = "ok", None, time.perf_counter()
         # purge_step hides what a killed run logged after its last checkpoint, so no step appears twice.
-        with SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer, \
-                BackgroundWriter() as files:
+        with (
+            SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer,
+            BackgroundWriter() as files,
+        ):
             writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
             writer.add_text(tags.PARAMETERS_TEXT, table)
             write_hparams(writer, config)
@@ -170,10 +193,23 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
                 save_checkpoint(run_dir / "checkpoints", data_bytes, files, is_best=is_best)
 
             try:
-                fit(model, data, optimizer, step, state, epochs=cfg.trainer.epochs, generator=generator,
-                    log_every_n_steps=cfg.trainer.log_every_n_steps, max_loss=cfg.trainer.max_loss, writer=writer,
-                    progress=cfg.trainer.progress, schedule=schedule, patience=cfg.trainer.early_stopping_patience,
-                    precision=cfg.trainer.precision, on_epoch_end=checkpoint_now)
+                fit(
+                    model,
+                    data,
+                    optimizer,
+                    step,
+                    state,
+                    epochs=cfg.trainer.epochs,
+                    generator=generator,
+                    log_every_n_steps=cfg.trainer.log_every_n_steps,
+                    max_loss=cfg.trainer.max_loss,
+                    writer=writer,
+                    progress=cfg.trainer.progress,
+                    schedule=schedule,
+                    patience=cfg.trainer.early_stopping_patience,
+                    precision=cfg.trainer.precision,
+                    on_epoch_end=checkpoint_now,
+                )
             except Diverged as error:
                 status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
                 log.error("diverged: %s; the last good checkpoint is kept", error)
@@ -183,8 +219,17 @@ def train_job(cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num
             writer.add_image(tags.CONFUSION, draw_confusion(model, data, run_dir), state.step, dataformats="HWC")
             writer.add_scalar(tags.FINAL_BEST_VAL_ACC, max(state.best_val_acc, 0.0), state.step)
             writer.add_scalar(tags.FINAL_SECONDS, seconds, state.step)
-    metrics = final_metrics(state, status, num_params, seconds, time.perf_counter() - started, str(device),
-                            diverged_at, config["data"]["view"], cfg.data.permutation_seed)
+    metrics = final_metrics(
+        state,
+        status,
+        num_params,
+        seconds,
+        time.perf_counter() - started,
+        str(device),
+        diverged_at,
+        config["data"]["view"],
+        cfg.data.permutation_seed,
+    )
     write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))
     return metrics

@@ -4,9 +4,10 @@ import copy
 import functools
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra import version
 from hydra.core.hydra_config import HydraConfig

@@ -36,14 +36,25 @@ def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
     mosaic = torch.full((GRID * cell_h, GRID * cell_w), float("nan"))
     figure = _figure(8, 8.6)
     axis = figure.subplots()
-    for index, (image, predicted, label) in enumerate(zip(images.cpu().float(), predictions.tolist(), labels.tolist())):
+    for index, (image, predicted, label) in enumerate(
+        zip(images.cpu().float(), predictions.tolist(), labels.tolist(), strict=True)
+    ):
         top, left = (index // GRID) * cell_h + title, (index % GRID) * cell_w
-        mosaic[top:top + height, left:left + width] = image
+        mosaic[top : top + height, left : left + width] = image
         wrong = predicted != label
-        axis.text(left + width / 2, top - 1.5, f"Pred: {predicted} / Label: {label}", ha="center", va="bottom",
-                  fontsize=9, color="red" if wrong else "black")
+        axis.text(
+            left + width / 2,
+            top - 1.5,
+            f"Pred: {predicted} / Label: {label}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            color="red" if wrong else "black",
+        )
         if wrong:
-            axis.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red", linewidth=2.5))
+            axis.add_patch(
+                Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red", linewidth=2.5)
+            )
     axis.imshow(mosaic.numpy(), cmap="gray")
     axis.set_axis_off()
     mistakes = int((predictions[:count] != labels[:count]).sum())

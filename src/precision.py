@@ -26,12 +26,18 @@ def check_precision(model: nn.Module, seq_len: int, input_size: int, device: tor
     """Refuse fp16-mixed off CUDA, and bf16 on a CPU whose oneDNN lacks the model's bf16 kernels (LSTM
     without AVX-512 bf16), before training starts rather than at its first batch."""
     if precision == "fp16-mixed" and device.type != "cuda":
-        raise ConfigError("trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device")
+        raise ConfigError(
+            "trainer.precision", "fp16-mixed", f"fp32 or bf16 on {device}: fp16-mixed needs a CUDA device"
+        )
     if precision != "bf16" or device.type != "cpu":
         return
     try:
         with torch.no_grad(), autocast(device, precision):
             model(torch.zeros(1, seq_len, input_size, device=device))
     except RuntimeError as error:
-        raise ConfigError("trainer.precision", precision,
-                          f"fp32 on this CPU ({torch.backends.cpu.get_cpu_capability()}): {str(error).splitlines()[0]}")
+        # Not `from error`: one_line appends a cause's text, and this message already carries its first line.
+        raise ConfigError(  # noqa: B904
+            "trainer.precision",
+            precision,
+            f"fp32 on this CPU ({torch.backends.cpu.get_cpu_capability()}): {str(error).splitlines()[0]}",
+        )

@@ -38,12 +38,20 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     for job in job_dirs(sweep_dir):
         overrides = [o for o in OmegaConf.load(job / ".hydra" / "overrides.yaml") if not o.startswith("trainer.resume")]
         metrics = read_metrics(job) or {"status": "unfinished", "error": "no metrics.json: killed or still running"}
-        rows.append({
-            "best": "", "job": _job_number(job) if _job_number(job) >= 0 else job.name, "overrides": " ".join(overrides), "status": metrics["status"],
-            "val_acc": metrics.get("val_acc"), "best_val_acc": metrics.get("best_val_acc"),
-            "test_acc": metrics.get("test_acc"), "epochs": metrics.get("epochs_completed"),
-            "seconds": metrics.get("seconds"), "error": metrics.get("error") or "",
-        })
+        rows.append(
+            {
+                "best": "",
+                "job": _job_number(job) if _job_number(job) >= 0 else job.name,
+                "overrides": " ".join(overrides),
+                "status": metrics["status"],
+                "val_acc": metrics.get("val_acc"),
+                "best_val_acc": metrics.get("best_val_acc"),
+                "test_acc": metrics.get("test_acc"),
+                "epochs": metrics.get("epochs_completed"),
+                "seconds": metrics.get("seconds"),
+                "error": metrics.get("error") or "",
+            }
+        )
     rows.sort(key=lambda row: (row["status"] != "ok", -(row[SORT_KEY] or 0.0)))
     if rows and rows[0]["status"] == "ok":
         rows[0]["best"] = "*"
@@ -107,11 +115,20 @@ def seed_table(rows: list[dict[str, Any]]) -> list[str]:
     if not groups:
         return []
     shared = shared_overrides([g["overrides"] for g in groups])
-    lines = ["", "## Over seeds", "", f"Mean ± standard deviation (min-max) over seeds, sorted by mean {SORT_KEY}.", "",
-             f"| overrides | seeds | {SORT_KEY} | test_acc |", "| --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Over seeds",
+        "",
+        f"Mean ± standard deviation (min-max) over seeds, sorted by mean {SORT_KEY}.",
+        "",
+        f"| overrides | seeds | {SORT_KEY} | test_acc |",
+        "| --- | --- | --- | --- |",
+    ]
     for g in groups:
-        cells = [f"{g[f'{m}_mean']:.4f} ± {g[f'{m}_std']:.4f} ({g[f'{m}_min']:.4f}-{g[f'{m}_max']:.4f})"
-                 for m in (SORT_KEY, "test_acc")]
+        cells = [
+            f"{g[f'{m}_mean']:.4f} ± {g[f'{m}_std']:.4f} ({g[f'{m}_min']:.4f}-{g[f'{m}_max']:.4f})"
+            for m in (SORT_KEY, "test_acc")
+        ]
         varying = " ".join(o for o in g["overrides"].split() if o not in shared)
         lines.append(f"| {_cell(varying)} | {g['seeds']} | {cells[0]} | {cells[1]} |")
     return lines
@@ -140,7 +157,7 @@ def draw(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), squeeze=False)
-    for axis, (key, points) in zip(axes[0], sorted(swept.items())):
+    for axis, (key, points) in zip(axes[0], sorted(swept.items()), strict=True):
         scores = [score for _, score in points]
         if all(_is_number(value) for value, _ in points):
             axis.scatter([float(value) for value, _ in points], scores, alpha=0.7)
@@ -184,7 +201,9 @@ def main() -> None:
     parser.add_argument("sweep_dir", type=Path)
     sweep_dir = parser.parse_args().sweep_dir
     if not job_dirs(sweep_dir):
-        sys.exit(f"error: {sweep_dir} holds no job directories (*/.hydra/overrides.yaml): is it a multirun's directory?")
+        sys.exit(
+            f"error: {sweep_dir} holds no job directories (*/.hydra/overrides.yaml): is it a multirun's directory?"
+        )
     rows = write_report(sweep_dir)
     print((sweep_dir / "summary.md").read_text())
     if message := failures_of(rows, sweep_dir):

@@ -14,20 +14,39 @@ if TYPE_CHECKING:  # the sweep report reads metrics in the launching process, wh
 METRICS_FILE = "metrics.json"
 
 
-def final_metrics(state: "TrainState", status: str, num_params: int, seconds: float, job_seconds: float, device: str,
-                  diverged_at: dict | None, view: str, permutation_seed: int) -> dict:
+def final_metrics(
+    state: "TrainState",
+    status: str,
+    num_params: int,
+    seconds: float,
+    job_seconds: float,
+    device: str,
+    diverged_at: dict | None,
+    view: str,
+    permutation_seed: int,
+) -> dict:
     """The last epoch's figures, the best validation accuracy, how the run ended, how long it took
     (`seconds`: training with its evaluations; `train_seconds`: the training steps alone; `job_seconds`:
     the whole job, set-up and pictures included), and how it read the data."""
     last = state.history[-1] if state.history else {}
     figures = {
-        "test_acc": last.get(tags.TEST_ACC), "test_loss": last.get(tags.TEST_LOSS),
-        "val_acc": last.get(tags.VAL_ACC), "train_acc": last.get(tags.TRAIN_ACC),
-        "train_loss": last.get(tags.TRAIN_LOSS), "best_val_acc": max(state.best_val_acc, 0.0),
-        "epochs_completed": state.epoch, "num_params": num_params, "seconds": round(seconds, 3),
-        "train_seconds": round(state.train_seconds, 3), "job_seconds": round(job_seconds, 3),
-        "device": device, "status": status, "diverged_at": diverged_at, "stopped_early": state.stopped_early,
-        "view": view, "permutation_seed": permutation_seed if view == "permuted" else None,
+        "test_acc": last.get(tags.TEST_ACC),
+        "test_loss": last.get(tags.TEST_LOSS),
+        "val_acc": last.get(tags.VAL_ACC),
+        "train_acc": last.get(tags.TRAIN_ACC),
+        "train_loss": last.get(tags.TRAIN_LOSS),
+        "best_val_acc": max(state.best_val_acc, 0.0),
+        "epochs_completed": state.epoch,
+        "num_params": num_params,
+        "seconds": round(seconds, 3),
+        "train_seconds": round(state.train_seconds, 3),
+        "job_seconds": round(job_seconds, 3),
+        "device": device,
+        "status": status,
+        "diverged_at": diverged_at,
+        "stopped_early": state.stopped_early,
+        "view": view,
+        "permutation_seed": permutation_seed if view == "permuted" else None,
     }
     # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}

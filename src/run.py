@@ -38,8 +38,13 @@ def main(cfg: DictConfig) -> float:
     # joblib's processes or a packed sweep's threads share the cores.
     parallel_jobs = hydra_config.launcher.get("n_jobs") or hydra_config.launcher.get("jobs_per_device")
     try:
-        metrics = train_job(cfg, run_dir, parallel_jobs=parallel_jobs,
-                            job_num=hydra_config.job.num if in_sweep else None, process_started=STARTED)
+        metrics = train_job(
+            cfg,
+            run_dir,
+            parallel_jobs=parallel_jobs,
+            job_num=hydra_config.job.num if in_sweep else None,
+            process_started=STARTED,
+        )
     except Exception as error:
         if not in_sweep:
             raise

@@ -127,7 +127,12 @@ def _positive(section: DictConfig, prefix: str, *keys: str, optional: bool = Fal
     for key in keys:
         value = section[key]
         ok = (optional and value is None) or (value is not None and value > 0)
-        require(ok, f"{prefix}.{key}", value, ("null or " if optional else "") + ("a number > 0" if isinstance(value, float) else "an integer > 0"))
+        require(
+            ok,
+            f"{prefix}.{key}",
+            value,
+            ("null or " if optional else "") + ("a number > 0" if isinstance(value, float) else "an integer > 0"),
+        )
 
 
 def validate(cfg: DictConfig) -> None:
@@ -136,7 +141,9 @@ def validate(cfg: DictConfig) -> None:
     _positive(model, "model", "hidden_size", "num_layers")
     require(0 <= model.dropout < 1, "model.dropout", model.dropout, "a number in [0, 1)")
     _positive(data, "data", "batch_size", "eval_batch_size")
-    require(data.val_size > 0, "data.val_size", data.val_size, "an integer > 0 (model selection needs a validation set)")
+    require(
+        data.val_size > 0, "data.val_size", data.val_size, "an integer > 0 (model selection needs a validation set)"
+    )
     lr = cfg.optimizer.get("lr")
     require(isinstance(lr, (int, float)) and lr > 0, "optimizer.lr", lr, "a number > 0")
     if cfg.scheduler:

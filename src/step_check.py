@@ -23,11 +23,17 @@ def exact_kernels() -> Iterator[None]:
     """Deterministic cuDNN and no TF32 while comparing steps: otherwise two runs of the same eager loop
     drift apart too, and the check would measure the kernels' rounding instead of the step."""
     saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False, False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = (
+        True,
+        False,
+        False,
+    )
     try:
         yield
     finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = (
+            saved
+        )
 
 
 def step_losses(fresh: FreshStep, data: SequenceData, steps: int, seed: int) -> tuple[torch.Tensor, bool]:
@@ -46,10 +52,16 @@ def check_step(steps_by_kind: dict[str, FreshStep], data: SequenceData, steps: i
     step is a graph) under exact kernels: the largest absolute and relative loss differences."""
     with exact_kernels():
         framework, graphed = step_losses(steps_by_kind["framework"], data, steps, seed)
-        others = {kind: step_losses(fresh, data, steps, seed)[0] for kind, fresh in steps_by_kind.items()
-                  if kind != "framework" and (graphed or kind != "eager_capturable")}
-    result = {"steps": steps, "framework_step": "cuda graph" if graphed else "eager",
-              "last_eager_loss": others["eager"][-1].item()}
+        others = {
+            kind: step_losses(fresh, data, steps, seed)[0]
+            for kind, fresh in steps_by_kind.items()
+            if kind != "framework" and (graphed or kind != "eager_capturable")
+        }
+    result = {
+        "steps": steps,
+        "framework_step": "cuda graph" if graphed else "eager",
+        "last_eager_loss": others["eager"][-1].item(),
+    }
     for kind, losses in others.items():
         difference = (framework - losses).abs()
         result[f"max_abs_loss_diff_to_{kind}"] = difference.max().item()

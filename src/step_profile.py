@@ -63,8 +63,10 @@ def profile_loop(model: torch.nn.Module, step: Step, data: SequenceData, *, seed
         "wall_ms_per_step": wall * 1e3,
         "kernel_ms_per_step": kernel_us / 1e3,
         "kernel_launches_per_step": sum(count for _, count in totals.values()) / PROFILED_STEPS,
-        "top_kernels": [{"name": name[:90], "ms_per_step": us / 1e3 / PROFILED_STEPS, "calls_per_step": count / PROFILED_STEPS}
-                        for name, (us, count) in top],
+        "top_kernels": [
+            {"name": name[:90], "ms_per_step": us / 1e3 / PROFILED_STEPS, "calls_per_step": count / PROFILED_STEPS}
+            for name, (us, count) in top
+        ],
     }
 
 
@@ -73,20 +75,36 @@ def main(cfg: DictConfig) -> None:
     validate(cfg)
     device = pick_device(cfg.trainer.device)
     if device.type != "cuda":
-        raise ConfigError("trainer.device", cfg.trainer.device, "cuda: the profile compares GPU kernel time with wall time")
+        raise ConfigError(
+            "trainer.device", cfg.trainer.device, "cuda: the profile compares GPU kernel time with wall time"
+        )
     data = build_data(cfg, device)
-    report = {"device": torch.cuda.get_device_name(device), "torch_version": torch.__version__,
-              "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}",
-              "batch_size": cfg.data.batch_size, "precision": cfg.trainer.precision,
-              **{kind: profile_loop(*fresh_step(kind, cfg, data, device), data, seed=cfg.seed,
-                                    warmup=cfg.bench.warmup, steps=cfg.bench.steps) for kind in ("eager", "framework")}}
+    report = {
+        "device": torch.cuda.get_device_name(device),
+        "torch_version": torch.__version__,
+        "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}",
+        "batch_size": cfg.data.batch_size,
+        "precision": cfg.trainer.precision,
+        **{
+            kind: profile_loop(
+                *fresh_step(kind, cfg, data, device),
+                data,
+                seed=cfg.seed,
+                warmup=cfg.bench.warmup,
+                steps=cfg.bench.steps,
+            )
+            for kind in ("eager", "framework")
+        },
+    }
     path = Path(HydraConfig.get().runtime.output_dir) / "step_profile.json"
     write_bytes_atomically(path, (json.dumps(report, indent=2) + "\n").encode())
     lines = [f"{report['model']} batch {report['batch_size']} {report['precision']} on {report['device']}"]
     for name in ("eager", "framework"):
         r = report[name]
-        lines.append(f"{name} ({r['step']}): wall {r['wall_ms_per_step']:.2f} ms/step, kernels "
-                     f"{r['kernel_ms_per_step']:.2f} ms/step in {r['kernel_launches_per_step']:.0f} launches")
+        lines.append(
+            f"{name} ({r['step']}): wall {r['wall_ms_per_step']:.2f} ms/step, kernels "
+            f"{r['kernel_ms_per_step']:.2f} ms/step in {r['kernel_launches_per_step']:.0f} launches"
+        )
         lines += [f"    {k['ms_per_step']:.3f} ms  x{k['calls_per_step']:.0f}  {k['name']}" for k in r["top_kernels"]]
     log.info("\n".join(lines + [f"written: {path}"]))
 

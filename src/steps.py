@@ -26,8 +26,14 @@ CAPTURE_LOCK = threading.Lock()
 
 
 def train_step(
-    model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer, grad_clip_norm: float | None,
-    precision: str = "fp32", scaler: torch.amp.GradScaler | None = None, set_to_none: bool = True,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    optimizer: torch.optim.Optimizer,
+    grad_clip_norm: float | None,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    set_to_none: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """One optimizer step on a batch; returns the (detached) loss and logits."""
     with autocast(x.device, precision):
@@ -49,8 +55,9 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
-def graph_blocker(device: torch.device, precision: str, optimizer: torch.optim.Optimizer,
-                  schedule: Schedule | None) -> str | None:
+def graph_blocker(
+    device: torch.device, precision: str, optimizer: torch.optim.Optimizer, schedule: Schedule | None
+) -> str | None:
     """Why this run cannot replay its step as a CUDA graph, or None when it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device and this run is on {device}"
@@ -61,9 +68,14 @@ def graph_blocker(device: torch.device, precision: str, optimizer: torch.optim.O
     return schedule.host_bound_reason() if schedule is not None else None
 
 
-def use_cuda_graph(setting: bool | None, device: torch.device, precision: str, optimizer: torch.optim.Optimizer,
-                   schedule: Schedule | None) -> bool:
-    """Resolve trainer.cuda_graph (null: where possible, true, false) for this run; `true` where it cannot work is an error."""
+def use_cuda_graph(
+    setting: bool | None,
+    device: torch.device,
+    precision: str,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None,
+) -> bool:
+    """Resolve trainer.cuda_graph (null: where possible, true, false) for this run; an impossible `true` is an error."""
     reason = graph_blocker(device, precision, optimizer, schedule)
     if setting is True and reason:
         raise ConfigError("trainer.cuda_graph", setting, f"false or null here: {reason}")
@@ -72,13 +84,25 @@ def use_cuda_graph(setting: bool | None, device: torch.device, precision: str, o
     return setting is not False and reason is None
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip_norm: float | None,
-              precision: str, batch_size: int, cuda_graph: bool) -> Step:
+def make_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    grad_clip_norm: float | None,
+    precision: str,
+    batch_size: int,
+    cuda_graph: bool,
+) -> Step:
     """The step the loop calls for every batch."""
     if cuda_graph:
         return GraphedStep(model, optimizer, grad_clip_norm, precision, batch_size)
-    return partial(train_step, model, optimizer=optimizer, grad_clip_norm=grad_clip_norm, precision=precision,
-                   scaler=make_scaler(precision))
+    return partial(
+        train_step,
+        model,
+        optimizer=optimizer,
+        grad_clip_norm=grad_clip_norm,
+        precision=precision,
+        scaler=make_scaler(precision),
+    )
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -100,8 +124,14 @@ class GraphedStep:
     gradient buffers, so the results are those of the eager loop.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip_norm: float | None,
-                 precision: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        grad_clip_norm: float | None,
+        precision: str,
+        batch_size: int,
+    ) -> None:
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         self.eager = partial(train_step, model, optimizer=optimizer, grad_clip_norm=grad_clip_norm, precision=precision)
         self.device = next(model.parameters()).device
@@ -135,7 +165,9 @@ class GraphedStep:
     def _capture(self, x: Tensor, y: Tensor) -> None:
         self.static_x, self.static_y = x.clone(), y.clone()
         self.graph = torch.cuda.CUDAGraph()
-        self.optimizer.zero_grad(set_to_none=True)  # backward in the capture allocates the gradients in the graph's pool
+        self.optimizer.zero_grad(
+            set_to_none=True
+        )  # backward in the capture allocates the gradients in the graph's pool
         # Each graph gets a private memory pool (pool=None): graphs of packed jobs replay concurrently.
         with CAPTURE_LOCK, torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.static_loss, self.static_logits = self.eager(self.static_x, self.static_y)

@@ -13,7 +13,18 @@ TEST_ACC = "test/acc"
 LR = "lr"
 EPOCH_SECONDS = "epoch_seconds"
 SAMPLES_PER_SECOND = "samples_per_second"
-EPOCH_TAGS = (EPOCH, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, TEST_LOSS, TEST_ACC, LR, EPOCH_SECONDS, SAMPLES_PER_SECOND)
+EPOCH_TAGS = (
+    EPOCH,
+    TRAIN_LOSS,
+    TRAIN_ACC,
+    VAL_LOSS,
+    VAL_ACC,
+    TEST_LOSS,
+    TEST_ACC,
+    LR,
+    EPOCH_SECONDS,
+    SAMPLES_PER_SECOND,
+)
 # Logged once at the end of a run, for the HPARAMS dashboard.
 FINAL_BEST_VAL_ACC = "final/best_val_acc"
 FINAL_SECONDS = "final/seconds"
@@ -24,6 +35,21 @@ PARAMETERS_TEXT = "parameters"
 
 # metrics.json: the final figures of a run.
 METRIC_KEYS = (
-    "test_acc", "test_loss", "val_acc", "train_acc", "train_loss", "best_val_acc",
-    "epochs_completed", "num_params", "seconds", "train_seconds", "job_seconds", "device", "status", "diverged_at", "stopped_early", "view", "permutation_seed",
+    "test_acc",
+    "test_loss",
+    "val_acc",
+    "train_acc",
+    "train_loss",
+    "best_val_acc",
+    "epochs_completed",
+    "num_params",
+    "seconds",
+    "train_seconds",
+    "job_seconds",
+    "device",
+    "status",
+    "diverged_at",
+    "stopped_early",
+    "view",
+    "permutation_seed",
 )

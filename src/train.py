@@ -41,8 +41,16 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
 
 
 def train_one_epoch(
-    model: nn.Module, data: SequenceData, step: Step, state: TrainState, *, generator: torch.Generator,
-    log_every_n_steps: int, max_loss: float | None, writer: SummaryWriter | None, progress: bool,
+    model: nn.Module,
+    data: SequenceData,
+    step: Step,
+    state: TrainState,
+    *,
+    generator: torch.Generator,
+    log_every_n_steps: int,
+    max_loss: float | None,
+    writer: SummaryWriter | None,
+    progress: bool,
     schedule: Schedule | None = None,
 ) -> tuple[float, float]:
     """Train over one shuffled pass of the training split; return its mean loss and accuracy."""
@@ -51,8 +59,14 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=data.device)
     correct = torch.zeros((), device=data.device, dtype=torch.long)
     batches = data.batches("train", shuffle=True, generator=generator)
-    bar = tqdm(batches, total=data.num_batches("train"), desc=f"epoch {state.epoch + 1}", leave=False,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        batches,
+        total=data.num_batches("train"),
+        desc=f"epoch {state.epoch + 1}",
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for x, y in bar:
         loss, logits = step(x, y)
         if schedule is not None:
@@ -73,10 +87,22 @@ def train_one_epoch(
 
 
 def fit(
-    model: nn.Module, data: SequenceData, optimizer: torch.optim.Optimizer, step: Step, state: TrainState, *,
-    epochs: int, generator: torch.Generator, log_every_n_steps: int, max_loss: float | None,
-    writer: SummaryWriter, progress: bool, schedule: Schedule | None = None, patience: int | None = None,
-    precision: str = "fp32", on_epoch_end: EpochEnd | None = None,
+    model: nn.Module,
+    data: SequenceData,
+    optimizer: torch.optim.Optimizer,
+    step: Step,
+    state: TrainState,
+    *,
+    epochs: int,
+    generator: torch.Generator,
+    log_every_n_steps: int,
+    max_loss: float | None,
+    writer: SummaryWriter,
+    progress: bool,
+    schedule: Schedule | None = None,
+    patience: int | None = None,
+    precision: str = "fp32",
+    on_epoch_end: EpochEnd | None = None,
 ) -> TrainState:
     """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
     val and test and calling `on_epoch_end` after each epoch."""
@@ -86,15 +112,26 @@ def fit(
     while state.epoch < epochs and not state.stopped_early:
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(
-            model, data, step, state, generator=generator, log_every_n_steps=log_every_n_steps,
-            max_loss=max_loss, writer=writer, progress=progress, schedule=schedule,
+            model,
+            data,
+            step,
+            state,
+            generator=generator,
+            log_every_n_steps=log_every_n_steps,
+            max_loss=max_loss,
+            writer=writer,
+            progress=progress,
+            schedule=schedule,
         )
         seconds = time.perf_counter() - started  # the epoch's steps: train_loss.item() waited for the last
         state.epoch += 1
         state.train_seconds += seconds
         metrics = {
-            tags.TRAIN_LOSS: train_loss, tags.TRAIN_ACC: train_acc, **_evaluate_all(model, data, precision),
-            tags.LR: float(optimizer.param_groups[0]["lr"]), tags.EPOCH_SECONDS: seconds,
+            tags.TRAIN_LOSS: train_loss,
+            tags.TRAIN_ACC: train_acc,
+            **_evaluate_all(model, data, precision),
+            tags.LR: float(optimizer.param_groups[0]["lr"]),
+            tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
         if schedule is not None:
@@ -107,8 +144,12 @@ def fit(
         if on_epoch_end is not None:
             on_epoch_end(state, is_best)
     if state.stopped_early:
-        log.info("early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
-                 patience, state.best_val_acc, state.best_epoch)
+        log.info(
+            "early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
+            patience,
+            state.best_val_acc,
+            state.best_epoch,
+        )
     return state
 
 

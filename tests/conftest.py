@@ -20,8 +20,15 @@ from src.schema import register_schemas
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # A small synthetic task that trains in about a second on two cores; tests add what they vary.
-TINY = ("data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8",
-        "trainer.epochs=1", "trainer.log_every_n_steps=2", "trainer.device=cpu")
+TINY = (
+    "data=synthetic",
+    "data.num_train=400",
+    "data.val_size=100",
+    "model.hidden_size=8",
+    "trainer.epochs=1",
+    "trainer.log_every_n_steps=2",
+    "trainer.device=cpu",
+)
 register_schemas()
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -49,7 +56,7 @@ def write_idx(folder: Path, train: int = 600, test: int = 200, gz: bool = True) 
     folder.mkdir(parents=True, exist_ok=True)
     for split, count, seed in (("train", train, 1), ("test", test, 2)):
         images, labels = easy_images(count, seed)
-        for name, tensor in zip(IDX_NAMES[split], (images, labels)):
+        for name, tensor in zip(IDX_NAMES[split], (images, labels), strict=True):
             if gz:
                 with gzip.open(folder / f"{name}.gz", "wb") as handle:
                     handle.write(idx_bytes(tensor))
@@ -69,8 +76,12 @@ def run_cli(*overrides: str, module: str = "src.run", env: dict | None = None) -
     environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", module, *overrides], cwd=ROOT, env=environment,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", module, *overrides],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -84,8 +95,9 @@ def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None)
     """Compose and train one job in this process through the job code the CLI runs; its metrics."""
     from src.job import train_job
 
-    return train_job(compose_config(*overrides), run_dir, parallel_jobs=None, job_num=job_num,
-                     process_started=time.perf_counter())
+    return train_job(
+        compose_config(*overrides), run_dir, parallel_jobs=None, job_num=job_num, process_started=time.perf_counter()
+    )
 
 
 def metrics_of(run_dir: Path) -> dict:
@@ -108,12 +120,16 @@ def sweep_in_process(sweep_dir: Path, *overrides: str) -> list:
 
     from src.run import main
 
-    hydra = Hydra.create_main_hydra_file_or_module(calling_file=str(ROOT / "src" / "run.py"), calling_module=None,
-                                                    config_path="../conf", job_name="run")
+    hydra = Hydra.create_main_hydra_file_or_module(
+        calling_file=str(ROOT / "src" / "run.py"), calling_module=None, config_path="../conf", job_name="run"
+    )
     try:
-        return hydra.multirun(config_name="config", task_function=main.__wrapped__,
-                              overrides=[*overrides, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep_dir}"],
-                              with_log_configuration=True)
+        return hydra.multirun(
+            config_name="config",
+            task_function=main.__wrapped__,
+            overrides=[*overrides, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep_dir}"],
+            with_log_configuration=True,
+        )
     finally:
         GlobalHydra().clear()
 

@@ -13,8 +13,15 @@ from src.models import RecurrentClassifier
 from src.step_check import check_step
 from src.steps import make_step
 
-SMALL = ("data=synthetic", "data.num_train=600", "data.val_size=100", "model.hidden_size=8", "bench.steps=5",
-         "bench.warmup=2", "trainer.device=cpu")
+SMALL = (
+    "data=synthetic",
+    "data.num_train=600",
+    "data.val_size=100",
+    "model.hidden_size=8",
+    "bench.steps=5",
+    "bench.warmup=2",
+    "trainer.device=cpu",
+)
 
 
 def bench(tmp_path, *overrides: str) -> dict:
@@ -33,9 +40,13 @@ def test_bench_compares_both_loops_and_writes_bench_json(tmp_path):
 def test_bench_one_loop_and_bad_values(tmp_path):
     report = bench(tmp_path, "bench.which=framework", "bench.epochs=0")
     assert "framework_s_per_step" in report and "reference_s_per_step" not in report and "speedup" not in report
-    with pytest.raises(ConfigError, match=r"^bench.which='fastest' is not allowed: expected reference \| framework \| both$"):
+    with pytest.raises(
+        ConfigError, match=r"^bench.which='fastest' is not allowed: expected reference \| framework \| both$"
+    ):
         bench(tmp_path, "bench.which=fastest")
-    with pytest.raises(ConfigError, match=r"^bench.step_check=-1 is not allowed: expected an integer >= 0 \(0: no check\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^bench.step_check=-1 is not allowed: expected an integer >= 0 \(0: no check\)$"
+    ):
         bench(tmp_path, "bench.step_check=-1")
     with pytest.raises(ConfigError, match="^trainer.precision='fp16-mixed'"):
         bench(tmp_path, "trainer.precision=fp16-mixed")
@@ -44,8 +55,21 @@ def test_bench_one_loop_and_bad_values(tmp_path):
 @pytest.mark.parametrize("view", ["rows", "pixels"])
 def test_reference_loop_sees_the_same_data_as_the_framework(view):
     """Same images, same scaling, same view: only the route (PIL + ToTensor + DataLoader) differs."""
-    data = make_synthetic(64, 8, 6, 5, 3, 0.2, 0, batch_size=64, eval_batch_size=8, val_size=8, view=view,
-                          permutation_seed=0, normalize=True)
+    data = make_synthetic(
+        64,
+        8,
+        6,
+        5,
+        3,
+        0.2,
+        0,
+        batch_size=64,
+        eval_batch_size=8,
+        val_size=8,
+        view=view,
+        permutation_seed=0,
+        normalize=True,
+    )
     reference = ReferenceImages(data.train_x, data.train_y, data.mean, data.std)
     image, label = reference[3]
     expected = data.as_sequences(data.train_x[3:4])[0]
@@ -57,8 +81,21 @@ def test_reference_loop_sees_the_same_data_as_the_framework(view):
 
 
 def test_step_check_reports_zero_for_the_same_step_and_the_difference_for_another():
-    data = make_synthetic(300, 20, 6, 5, 3, 0.2, 0, batch_size=32, eval_batch_size=20, val_size=20, view="rows",
-                          permutation_seed=0, normalize=True)
+    data = make_synthetic(
+        300,
+        20,
+        6,
+        5,
+        3,
+        0.2,
+        0,
+        batch_size=32,
+        eval_batch_size=20,
+        val_size=20,
+        view="rows",
+        permutation_seed=0,
+        normalize=True,
+    )
 
     def fresh(lr: float, clip: float | None = 1.0):
         def build():
@@ -66,6 +103,7 @@ def test_step_check_reports_zero_for_the_same_step_and_the_difference_for_anothe
             model = RecurrentClassifier(5, 3, 6, hidden_size=8)
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             return model, make_step(model, optimizer, clip, "fp32", data.batch_size, cuda_graph=False)
+
         return build
 
     same = check_step({"framework": fresh(0.01), "eager": fresh(0.01)}, data, steps=12, seed=0)
@@ -81,4 +119,6 @@ def test_step_profile_needs_a_gpu_and_says_so_in_one_line(tmp_path):
 
     result = run_cli(*SMALL, f"hydra.run.dir={tmp_path}", module="src.step_profile")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.device='cpu' is not allowed: expected cuda")
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("error: trainer.device='cpu' is not allowed: expected cuda")
+    )

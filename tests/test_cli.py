@@ -27,7 +27,9 @@ def test_a_real_run_writes_metrics_tensorboard_checkpoints_pictures_and_its_log(
 def test_a_bad_value_is_one_line_with_exit_1_and_nothing_written(tmp_path):
     result = run_cli(*TINY, "model.hidden_size=0", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "error: model.hidden_size=0 is not allowed: expected an integer > 0"
+    assert (
+        result.stderr.strip().splitlines()[-1] == "error: model.hidden_size=0 is not allowed: expected an integer > 0"
+    )
     assert not (tmp_path / "metrics.json").exists()
 
 
@@ -38,6 +40,7 @@ def test_full_error_shows_the_traceback(tmp_path):
 
 def test_ctrl_c_and_errors_become_one_line(capsys, monkeypatch):
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # cli sets it for Hydra; monkeypatch restores it afterwards
+
     def interrupted() -> None:
         raise KeyboardInterrupt
 

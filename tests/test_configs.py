@@ -80,7 +80,13 @@ def test_optuna_study_and_slurm_launcher_compose():
         launcher = compose("config", overrides=["hydra/launcher=slurm"], **with_hydra).hydra.launcher
         packed = compose("config", overrides=["hydra/launcher=packed"], **with_hydra).hydra.launcher
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 0
-    assert set(sweeper.params) == {"model.cell", "model.hidden_size", "model.num_layers", "model.dropout", "optimizer.lr"}
+    assert set(sweeper.params) == {
+        "model.cell",
+        "model.hidden_size",
+        "model.num_layers",
+        "model.dropout",
+        "optimizer.lr",
+    }
     assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.timeout_min == 120
     assert packed._target_.endswith("PackedLauncher") and packed.jobs_per_device is None
 
@@ -195,7 +201,11 @@ BAD_INPUTS = [
     (("data.view=diagonal",), None, ["data.view=diagonal", "expected one of [rows, columns, pixels, permuted]"]),
     (("data.batch_size=0",), None, ["data.batch_size=0", "an integer > 0"]),
     (("data.val_size=5000",), None, ["data.val_size=5000", "below the training set size 2000"]),
-    (("data=mnist", "data.dataset=cifar10"), None, ["data.dataset=cifar10", "expected one of [mnist, fashion_mnist, kmnist]"]),
+    (
+        ("data=mnist", "data.dataset=cifar10"),
+        None,
+        ["data.dataset=cifar10", "expected one of [mnist, fashion_mnist, kmnist]"],
+    ),
     (("optimizer.lr=-1",), None, ["optimizer.lr=-1", "a number > 0"]),
     (("optimizer=sgd", "optimizer.lr=0"), None, ["optimizer.lr=0", "a number > 0"]),
     (("scheduler=cosine", "scheduler.interval=batch"), None, ["scheduler.interval='batch'", "step | epoch"]),
@@ -212,8 +222,11 @@ BAD_INPUTS = [
     (("trainer.cuda_graph=true",), None, ["trainer.cuda_graph=True", "CUDA graphs need a CUDA device"]),
     (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),
     (("scheduler=exponential",), None, ["scheduler/exponential", "cosine none onecycle plateau step"]),
-    (("data=mnist", "data.root={root}/empty", "data.download=false"), None,
-     ["train-images-idx3-ubyte", "empty/MNIST/raw", "download=false"]),
+    (
+        ("data=mnist", "data.root={root}/empty", "data.download=false"),
+        None,
+        ["train-images-idx3-ubyte", "empty/MNIST/raw", "download=false"],
+    ),
     (IDX, corrupt_magic, ["train-images-idx3-ubyte", "cannot decode"]),
     (IDX, truncated, ["t10k-images-idx3-ubyte", "cannot decode"]),
     (IDX, mismatched_lengths, ["MNIST/raw", "images (600) and labels (500) differ"]),
@@ -221,7 +234,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(
-    ("overrides", "spoil", "expected"), BAD_INPUTS,
+    ("overrides", "spoil", "expected"),
+    BAD_INPUTS,
     ids=[" ".join(o[-1:]) + (f" {s.__name__}" if s else "") for o, s, _ in BAD_INPUTS],
 )
 def test_bad_input_is_one_line_naming_key_and_allowed_values(tmp_path, overrides, spoil, expected):
@@ -229,7 +243,12 @@ def test_bad_input_is_one_line_naming_key_and_allowed_values(tmp_path, overrides
     root = write_idx(tmp_path / "data")
     if spoil:
         spoil(root)
-    overrides = ["data=synthetic", "model.hidden_size=8", "trainer.device=cpu", *(o.format(root=root) for o in overrides)]
+    overrides = [
+        "data=synthetic",
+        "model.hidden_size=8",
+        "trainer.device=cpu",
+        *(o.format(root=root) for o in overrides),
+    ]
     with pytest.raises(Exception) as raised:
         train_job(compose_config(*overrides), tmp_path / "run", None, None, time.perf_counter())
     line = one_line(raised.value)
@@ -243,10 +262,17 @@ def test_a_run_directory_that_cannot_be_made_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(OSError) as raised:
-        train_job(compose_config("data=synthetic", "model.hidden_size=8", "trainer.epochs=0", "trainer.device=cpu"),
-                  blocker / "run", None, None, time.perf_counter())
+        train_job(
+            compose_config("data=synthetic", "model.hidden_size=8", "trainer.epochs=0", "trainer.device=cpu"),
+            blocker / "run",
+            None,
+            None,
+            time.perf_counter(),
+        )
     assert one_line(raised.value).startswith(f"cannot write {blocker}") and "Not a directory" in one_line(raised.value)
 
 
 def test_config_error_names_key_value_and_what_is_allowed():
-    assert str(ConfigError("data.view", "x", "rows | columns")) == "data.view='x' is not allowed: expected rows | columns"
+    assert (
+        str(ConfigError("data.view", "x", "rows | columns")) == "data.view='x' is not allowed: expected rows | columns"
+    )

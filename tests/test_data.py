@@ -8,8 +8,8 @@ from conftest import easy_images, write_idx
 from src import image_files
 from src.choices import Placement
 from src.data import choose_placement, load_images, make_synthetic
-from src.image_files import CACHE_NAME, DataError, load_decoded
 from src.errors import ConfigError
+from src.image_files import CACHE_NAME, DataError, load_decoded
 
 BATCHING = dict(batch_size=32, eval_batch_size=100, val_size=100, view="rows", permutation_seed=0, normalize=False)
 
@@ -59,7 +59,8 @@ def test_corrupt_idx_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("view", "shape"), [("rows", (32, 12, 10)), ("columns", (32, 10, 12)), ("pixels", (32, 120, 1)), ("permuted", (32, 120, 1))]
+    ("view", "shape"),
+    [("rows", (32, 12, 10)), ("columns", (32, 10, 12)), ("pixels", (32, 120, 1)), ("permuted", (32, 120, 1))],
 )
 def test_views_shape_the_sequences(view, shape):
     data = make_synthetic(400, 50, 12, 10, 3, 0.1, 0, **{**BATCHING, "view": view})
@@ -97,9 +98,11 @@ def test_placement_host_streams_batches_and_device_holds_the_data():
     data = make_synthetic(300, 50, 6, 4, 3, 0.2, 0, **{**BATCHING, "val_size": 50})
     host, held = data.place(torch.device("cpu"), "host"), data.place(torch.device("cpu"), "device")
     assert host.train_x.data_ptr() == data.train_x.data_ptr()  # not copied: streamed batch by batch
-    assert data.nbytes == sum(t.numel() * t.element_size() for t in (
-        data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y, data.permutation))
-    for (x_host, y_host), (x_held, y_held) in zip(host.batches("test"), held.batches("test")):
+    assert data.nbytes == sum(
+        t.numel() * t.element_size()
+        for t in (data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y, data.permutation)
+    )
+    for (x_host, y_host), (x_held, y_held) in zip(host.batches("test"), held.batches("test"), strict=True):
         assert torch.equal(x_host, x_held) and torch.equal(y_host, y_held)
     assert choose_placement("auto", nbytes=100, free_bytes=400) == Placement.device  # a quarter of the free memory
     assert choose_placement("auto", nbytes=101, free_bytes=400) == Placement.host
@@ -113,9 +116,13 @@ def test_parallel_first_loads_of_one_dataset_do_not_clash(idx_root):
 
     from conftest import ROOT
 
-    code = f"from src.image_files import load_decoded; print(len(load_decoded('mnist', {str(idx_root)!r}, False)['train_y']))"
-    processes = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-                 for _ in range(3)]
+    code = (
+        "from src.image_files import load_decoded; "
+        f"print(len(load_decoded('mnist', {str(idx_root)!r}, False)['train_y']))"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     outputs = [process.communicate(timeout=120)[0].strip() for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0] and outputs == ["600"] * 3
     assert not list((idx_root / "MNIST").rglob("*.tmp"))

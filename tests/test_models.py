@@ -16,8 +16,9 @@ def test_default_lstm_on_rows_has_the_reference_parameter_count():
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_recurrent_output_shapes(cell, bidirectional):
     """out is N x L x D, h_n (and c_n) K x N x D' with K = layers * directions."""
-    model = RecurrentClassifier(input_size=28, num_classes=10, seq_len=20, cell=cell, hidden_size=16,
-                                num_layers=3, bidirectional=bidirectional)
+    model = RecurrentClassifier(
+        input_size=28, num_classes=10, seq_len=20, cell=cell, hidden_size=16, num_layers=3, bidirectional=bidirectional
+    )
     directions = 2 if bidirectional else 1
     out, state = model.rnn(torch.rand(2, 20, 28))
     assert out.shape == (2, 20, 16 * directions)

@@ -14,7 +14,9 @@ SAME = (*TINY, "trainer.num_threads=1", "model.dropout=0.0")
 
 
 def job_dirs(sweep_dir) -> list:
-    return sorted((path for path in sweep_dir.iterdir() if path.is_dir()), key=lambda path: int(path.name.split("_")[0]))
+    return sorted(
+        (path for path in sweep_dir.iterdir() if path.is_dir()), key=lambda path: int(path.name.split("_")[0])
+    )
 
 
 def test_packed_jobs_give_the_basic_launchers_results(tmp_path):
@@ -22,7 +24,7 @@ def test_packed_jobs_give_the_basic_launchers_results(tmp_path):
     basic = sweep_rows(tmp_path / "basic", *sweep)
     packed = sweep_rows(tmp_path / "packed", *sweep, *PACKED)
     assert len(basic) == len(packed) == 6 and {row["status"] for row in packed} == {"ok"}
-    for one, other in zip(job_dirs(tmp_path / "basic"), job_dirs(tmp_path / "packed")):
+    for one, other in zip(job_dirs(tmp_path / "basic"), job_dirs(tmp_path / "packed"), strict=True):
         assert one.name == other.name
         expected, got = metrics_of(one), metrics_of(other)
         for key in ("test_acc", "test_loss", "val_acc", "train_loss", "best_val_acc", "num_params"):
@@ -65,19 +67,28 @@ def test_a_packed_sweep_resumes(tmp_path):
 
 
 def test_optuna_batches_its_trials_into_packs(tmp_path):
-    rows = sweep_rows(tmp_path, *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=4",
-                      "hydra.sweeper.n_jobs=2", *PACKED)
+    rows = sweep_rows(
+        tmp_path, *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", *PACKED
+    )
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
     best = max(float(row["val_acc"]) for row in rows)
     assert f"best_value: {best}" in (tmp_path / "optimization_results.yaml").read_text()
 
 
 def test_the_readme_sweep_through_the_real_cli(tmp_path):
-    result = run_cli("-m", *TINY, "hydra/launcher=packed", "model=rnn,gru,lstm", "optimizer.lr=1e-3,3e-3",
-                     f"hydra.sweep.dir={tmp_path}")
+    result = run_cli(
+        "-m",
+        *TINY,
+        "hydra/launcher=packed",
+        "model=rnn,gru,lstm",
+        "optimizer.lr=1e-3,3e-3",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
-    bad = run_cli("-m", *TINY, "hydra/launcher=packed", "hydra.launcher.jobs_per_device=0", f"hydra.sweep.dir={tmp_path / 'bad'}")
+    bad = run_cli(
+        "-m", *TINY, "hydra/launcher=packed", "hydra.launcher.jobs_per_device=0", f"hydra.sweep.dir={tmp_path / 'bad'}"
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
     assert bad.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.jobs_per_device=0 is not allowed")

@@ -24,6 +24,19 @@ from omegaconf import DictConfig
 from src import packing
 
 TWO_PER_DEVICE = "hydra.launcher.jobs_per_device=2"
+
+
+@pytest.fixture(autouse=True)
+def unset_version_base():
+    """Hydra's suites assume no version_base was ever set; other tests compose with version_base 1.3,
+    which Hydra keeps in a process-wide singleton."""
+    from hydra.core.singleton import Singleton
+    from hydra.version import VersionBase
+
+    saved = Singleton._instances.pop(VersionBase, None)
+    yield
+    if saved is not None:
+        Singleton._instances[VersionBase] = saved
 PACKED = ["hydra/launcher=packed", TWO_PER_DEVICE]
 WAIT_S = 30  # a barrier's limit, reached only when the jobs do not run at once
 
@@ -77,9 +90,7 @@ def sweep(runner: TSweepRunner, task: Any, tmp_path: Path, *overrides: str) -> A
 
 
 @pytest.mark.usefixtures("hydra_restore_singletons")
-def test_jobs_overlap_and_keep_their_own_config_and_log(
-    hydra_sweep_runner: TSweepRunner, tmp_path: Path
-) -> None:
+def test_jobs_overlap_and_keep_their_own_config_and_log(hydra_sweep_runner: TSweepRunner, tmp_path: Path) -> None:
     both_started = threading.Barrier(2, timeout=WAIT_S)
     both_logged = threading.Barrier(2, timeout=WAIT_S)
 
@@ -97,7 +108,7 @@ def test_jobs_overlap_and_keep_their_own_config_and_log(
         assert [job.status for job in jobs] == [JobStatus.COMPLETED] * 2
         values = [job.return_value for job in jobs]
         assert max(value["start"] for value in values) < min(value["end"] for value in values)
-        for job, value in zip(jobs, values):
+        for job, value in zip(jobs, values, strict=True):
             hydra = job.hydra_cfg.hydra
             assert value["num"] == hydra.job.num
             lines = (Path(hydra.runtime.output_dir) / f"{hydra.job.name}.log").read_text().splitlines()
@@ -108,9 +119,7 @@ def test_jobs_overlap_and_keep_their_own_config_and_log(
 
 
 @pytest.mark.usefixtures("hydra_restore_singletons")
-def test_a_failing_job_fails_alone(
-    hydra_sweep_runner: TSweepRunner, tmp_path: Path, launched: list[JobReturn]
-) -> None:
+def test_a_failing_job_fails_alone(hydra_sweep_runner: TSweepRunner, tmp_path: Path, launched: list[JobReturn]) -> None:
     def task(cfg: DictConfig) -> int:
         if cfg.a == 1:
             raise RuntimeError("job a=1 broke")

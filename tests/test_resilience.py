@@ -13,14 +13,25 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import ROOT, metrics_of, run_cli, sweep_in_process, train_in_process
 
 # ~1 s per epoch on 2 cores: long enough to kill a run in the middle of one.
-LONG = ("data=synthetic", "data.num_train=12000", "model.hidden_size=16", "model.dropout=0.2",
-        "trainer.epochs=4", "trainer.log_every_n_steps=10", "trainer.device=cpu")
+LONG = (
+    "data=synthetic",
+    "data.num_train=12000",
+    "model.hidden_size=16",
+    "model.dropout=0.2",
+    "trainer.epochs=4",
+    "trainer.log_every_n_steps=10",
+    "trainer.device=cpu",
+)
 
 
 def kill_after_first_checkpoint(run_dir: Path) -> None:
     """Start a real training and SIGKILL it as soon as its first epoch's checkpoint is in place."""
-    process = subprocess.Popen([sys.executable, "-m", "src.run", *LONG, f"hydra.run.dir={run_dir}"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "src.run", *LONG, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     checkpoint = run_dir / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -66,16 +77,30 @@ def test_resume_with_more_epochs_trains_a_finished_run_further(tmp_path, caplog)
 
 def test_divergence_stops_the_run_and_keeps_the_metrics(tmp_path, caplog):
     with caplog.at_level("INFO"):
-        metrics = train_in_process(tmp_path, "data=synthetic", "model.hidden_size=16", "optimizer=sgd", "optimizer.lr=1e6",
-                                   "trainer.epochs=3", "trainer.log_every_n_steps=5", "trainer.device=cpu")
+        metrics = train_in_process(
+            tmp_path,
+            "data=synthetic",
+            "model.hidden_size=16",
+            "optimizer=sgd",
+            "optimizer.lr=1e6",
+            "trainer.epochs=3",
+            "trainer.log_every_n_steps=5",
+            "trainer.device=cpu",
+        )
     assert metrics["status"] == "diverged" and metrics["epochs_completed"] == 0
     assert metrics["diverged_at"] == {"epoch": 1, "step": 5} and metrics_of(tmp_path) == metrics
     assert "diverged: training loss" in caplog.text
 
 
 def test_a_resumed_sweep_skips_finished_jobs_and_continues_the_others(tmp_path):
-    sweep = ("data=synthetic", "data.num_train=400", "data.val_size=100", "model.hidden_size=8,16",
-             "trainer.device=cpu", "trainer.epochs=1")
+    sweep = (
+        "data=synthetic",
+        "data.num_train=400",
+        "data.val_size=100",
+        "model.hidden_size=8,16",
+        "trainer.device=cpu",
+        "trainer.epochs=1",
+    )
     sweep_in_process(tmp_path, *sweep)
     jobs = sorted(path for path in tmp_path.iterdir() if path.is_dir())
     assert [job.name.split("_")[0] for job in jobs] == ["0", "1"]

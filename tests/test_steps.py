@@ -30,6 +30,7 @@ def test_auto_uses_the_graph_exactly_where_it_can_work():
     model, _, _ = tiny()
     adam, adamw = torch.optim.Adam(model.parameters()), torch.optim.AdamW(model.parameters())
     sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+
     def per_step(scheduler) -> Schedule:
         return Schedule(scheduler, Interval.step)
 
@@ -40,16 +41,25 @@ def test_auto_uses_the_graph_exactly_where_it_can_work():
     assert not use_cuda_graph(None, CUDA, "fp16-mixed", adam, None)  # the scaler syncs every step
     assert not use_cuda_graph(None, CUDA, "fp32", sgd, None)  # its lr cannot be a GPU tensor
     assert not use_cuda_graph(None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10)))
-    assert use_cuda_graph(None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False)))
-    with pytest.raises(ConfigError, match="trainer.cuda_graph=True is not allowed: expected false or null here: "
-                                          "the graph step needs Adam or AdamW"):
+    assert use_cuda_graph(
+        None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False))
+    )
+    with pytest.raises(
+        ConfigError,
+        match="trainer.cuda_graph=True is not allowed: expected false or null here: the graph step needs Adam or AdamW",
+    ):
         use_cuda_graph(True, CUDA, "fp32", sgd, None)
 
 
-@pytest.mark.parametrize("make_scheduler", [
-    lambda o: CosineAnnealingLR(o, T_max=4), lambda o: StepLR(o, step_size=1, gamma=0.5),
-    lambda o: ReduceLROnPlateau(o, mode="max", patience=0, factor=0.5),
-], ids=["cosine", "step", "plateau"])
+@pytest.mark.parametrize(
+    "make_scheduler",
+    [
+        lambda o: CosineAnnealingLR(o, T_max=4),
+        lambda o: StepLR(o, step_size=1, gamma=0.5),
+        lambda o: ReduceLROnPlateau(o, mode="max", patience=0, factor=0.5),
+    ],
+    ids=["cosine", "step", "plateau"],
+)
 def test_schedulers_update_a_capturable_lr_in_place(make_scheduler):
     model, _, _ = tiny()
     plain = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -74,8 +84,12 @@ def test_a_graph_runs_checkpoint_resumes_with_plain_settings(tmp_path):
     train_step(model, x, y, optimizer, 1.0)
     make_capturable(optimizer, CPU)  # what a CUDA-graph run saves: lr a tensor, capturable=True
     with BackgroundWriter() as files:
-        save_checkpoint(tmp_path, checkpoint_bytes(model, optimizer, None, TrainState(epoch=1, step=1), torch.Generator(), {}),
-                        files, is_best=False)
+        save_checkpoint(
+            tmp_path,
+            checkpoint_bytes(model, optimizer, None, TrainState(epoch=1, step=1), torch.Generator(), {}),
+            files,
+            is_best=False,
+        )
 
     resumed_model, _, _ = tiny()
     resumed = torch.optim.Adam(resumed_model.parameters(), lr=0.01)
@@ -112,11 +126,16 @@ def test_the_graph_step_replays_the_eager_step_with_the_same_capturable_adam():
             make_capturable(optimizer, CUDA)
             step = make_step(model, optimizer, 1.0, "fp32", 32, cuda_graph=False)
         generator = torch.Generator().manual_seed(1)
-        batches = [(torch.randn(32, 6, 5, generator=generator), torch.randint(3, (32,), generator=generator)) for _ in range(12)]
+        batches = [
+            (torch.randn(32, 6, 5, generator=generator), torch.randint(3, (32,), generator=generator))
+            for _ in range(12)
+        ]
         return torch.stack([step(x.to(CUDA), y.to(CUDA))[0].clone() for x, y in batches]).cpu()
 
     with exact_kernels():
         graphed, eager = losses(graph=True), losses(graph=False)
     assert torch.equal(graphed, eager), (graphed - eager).abs().max()
     model = RecurrentClassifier(5, 3, 6, hidden_size=16).to(CUDA)
-    assert isinstance(make_step(model, torch.optim.Adam(model.parameters()), 1.0, "fp32", 32, cuda_graph=True), GraphedStep)
+    assert isinstance(
+        make_step(model, torch.optim.Adam(model.parameters()), 1.0, "fp32", 32, cuda_graph=True), GraphedStep
+    )

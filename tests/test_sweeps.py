@@ -36,7 +36,10 @@ def session_hparams(run_dir: Path) -> dict:
     events = EventAccumulator(str(run_dir)).Reload()
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-    return {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for key, value in start.hparams.items()}
+    return {
+        key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+        for key, value in start.hparams.items()
+    }
 
 
 def test_basic_launcher_one_tensorboard_run_with_hparams_per_job(tmp_path):
@@ -44,7 +47,9 @@ def test_basic_launcher_one_tensorboard_run_with_hparams_per_job(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = sorted(path for path in tmp_path.iterdir() if path.is_dir())
     assert [job.name.split("_")[0] for job in jobs] == ["0", "1", "2", "3"]
-    assert jobs[3].name.startswith("3_") and {"model.hidden_size=12", "optimizer.lr=0.003"} <= set(jobs[3].name[2:].split(","))
+    assert jobs[3].name.startswith("3_") and {"model.hidden_size=12", "optimizer.lr=0.003"} <= set(
+        jobs[3].name[2:].split(",")
+    )
     for job in jobs:
         assert len(list(job.glob("events.out.tfevents.*"))) == 1  # one run per job, no sub-runs
         declared = session_hparams(job)
@@ -90,11 +95,22 @@ def test_optuna_sweeper_three_seeded_trials(tmp_path):
 
 def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    first_rows = sweep_rows(tmp_path / "first", *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
-                            f"hydra.sweeper.storage={storage}")
+    first_rows = sweep_rows(
+        tmp_path / "first",
+        *TINY,
+        "hparams_search=lstm_optuna",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweeper.storage={storage}",
+    )
     # A new seed for the second session: the same one would propose the first session's trials again.
-    second_rows = sweep_rows(tmp_path / "second", *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=2",
-                             f"hydra.sweeper.storage={storage}", "hydra.sweeper.sampler.seed=1")
+    second_rows = sweep_rows(
+        tmp_path / "second",
+        *TINY,
+        "hparams_search=lstm_optuna",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.sampler.seed=1",
+    )
     study = optuna.load_study(study_name="lstm_optuna", storage=storage)
     assert [trial.number for trial in study.trials] == [0, 1, 2, 3]
     assert {row["overrides"] for row in first_rows}.isdisjoint(row["overrides"] for row in second_rows)
@@ -145,9 +161,21 @@ def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
     sweep_in_process(tmp_path / "sweep", *TINY, "model.hidden_size=8,12")
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(tmp_path / "sweep"), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast=false", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        [
+            str(Path(sys.executable).parent / "tensorboard"),
+            "--logdir",
+            str(tmp_path / "sweep"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast=false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
     )
     base = f"http://127.0.0.1:{port}/data"
     try:
@@ -162,10 +190,16 @@ def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
         assert sorted(run.split("_")[0] for run in runs) == ["0", "1"]
         scalar_tags = get_json(f"{base}/plugin/scalars/tags")
         assert all(tags.TEST_ACC in scalar_tags[run] for run in runs)
-        groups = get_json(f"{base}/plugin/hparams/session_groups", {
-            "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
-            "colParams": [], "startIndex": 0, "sliceSize": 100,
-        })["sessionGroups"]
+        groups = get_json(
+            f"{base}/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
+        )["sessionGroups"]
         assert sorted(group["name"] for group in groups) == sorted(runs)  # exactly one row per job
         for group in groups:
             assert group["hparams"]["model.hidden_size"] == (12 if "hidden_size=12" in group["name"] else 8)
@@ -182,8 +216,13 @@ def test_threads_per_job(monkeypatch):
 
 
 def test_hparam_keys_are_the_same_whatever_the_config():
-    sgd = hparam_values({"data": {"dataset": "mnist"}, "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
-                         "model": {"cell": "gru"}})
+    sgd = hparam_values(
+        {
+            "data": {"dataset": "mnist"},
+            "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+            "model": {"cell": "gru"},
+        }
+    )
     adam = hparam_values({"data": {}, "optimizer": {"_target_": "torch.optim.Adam", "betas": [0.9, 0.99]}})
     assert set(sgd) == set(adam) == {"data", "optimizer", *HPARAM_KEYS}
     assert (sgd["data"], sgd["optimizer"], sgd["model.cell"], adam["data"]) == ("mnist", "SGD", "gru", "synthetic")
@@ -193,7 +232,14 @@ def test_hparam_keys_are_the_same_whatever_the_config():
 def test_sweep_jobs_spread_over_several_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    assert [str(pick_device("auto", job)) for job in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+    assert [str(pick_device("auto", job)) for job in range(6)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:2",
+        "cuda:3",
+        "cuda:0",
+        "cuda:1",
+    ]
     assert str(pick_device("cuda:2", 5)) == "cuda:2"  # an explicit device is kept
     assert str(pick_device("auto")) == "cuda"  # a single run: the current device
 
@@ -202,12 +248,18 @@ def test_report_gives_mean_and_spread_over_seeds_per_configuration():
     def row(overrides: str, val: float, test: float, status: str = "ok") -> dict:
         return {"overrides": overrides, "status": status, "val_acc": val, "test_acc": test}
 
-    rows = [row("model=gru seed=0", 0.90, 0.89), row("model=gru seed=1", 0.92, 0.91),
-            row("model=rnn seed=0", 0.80, 0.81), row("model=rnn seed=1", 0.84, 0.83),
-            row("model=rnn seed=2", None, None, status="failed")]
+    rows = [
+        row("model=gru seed=0", 0.90, 0.89),
+        row("model=gru seed=1", 0.92, 0.91),
+        row("model=rnn seed=0", 0.80, 0.81),
+        row("model=rnn seed=1", 0.84, 0.83),
+        row("model=rnn seed=2", None, None, status="failed"),
+    ]
     groups = over_seeds(rows)
     assert [g["overrides"] for g in groups] == ["model=gru", "model=rnn"] and [g["seeds"] for g in groups] == [2, 2]
-    assert groups[0]["val_acc_mean"] == pytest.approx(0.91) and groups[0]["val_acc_std"] == pytest.approx(0.01414, abs=1e-5)
+    assert groups[0]["val_acc_mean"] == pytest.approx(0.91) and groups[0]["val_acc_std"] == pytest.approx(
+        0.01414, abs=1e-5
+    )
     assert (groups[1]["test_acc_min"], groups[1]["test_acc_max"]) == (0.81, 0.83)
     assert "| model=gru | 2 | 0.9100 ± 0.0141 (0.9000-0.9200) | 0.9000 ± 0.0141 (0.8900-0.9100) |" in seed_table(rows)
     assert over_seeds([row("model=gru seed=0", 0.9, 0.9), row("model=rnn seed=0", 0.8, 0.8)]) == []
@@ -216,6 +268,9 @@ def test_report_gives_mean_and_spread_over_seeds_per_configuration():
 def test_a_sweeps_launching_process_does_not_import_torch():
     # The launching process composes configs, starts jobs and writes the report; importing torch there
     # would add seconds to every sweep that joblib's workers, which import it themselves, cannot hide.
-    code = "import sys, src.run, src.report; print([m for m in ('torch', 'tensorboard', 'matplotlib') if m in sys.modules])"
+    code = (
+        "import sys, src.run, src.report; "
+        "print([m for m in ('torch', 'tensorboard', 'matplotlib') if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -14,16 +14,37 @@ from src.train import fit
 
 def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainState, list[tuple[int, bool]]]:
     torch.manual_seed(seed)
-    data = load_images("mnist", str(idx_root), download=False, batch_size=16, eval_batch_size=256,
-                       val_size=100, view="rows", permutation_seed=0, normalize=True, split_seed=0)
+    data = load_images(
+        "mnist",
+        str(idx_root),
+        download=False,
+        batch_size=16,
+        eval_batch_size=256,
+        val_size=100,
+        view="rows",
+        permutation_seed=0,
+        normalize=True,
+        split_seed=0,
+    )
     model = RecurrentClassifier(data.input_size, data.num_classes, data.seq_len, cell="gru", hidden_size=32)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     state, ends = TrainState(), []
     with SummaryWriter(str(tmp_path / "events")) as writer:
         step = make_step(model, optimizer, 1.0, "fp32", data.batch_size, cuda_graph=False)
-        fit(model, data, optimizer, step, state, epochs=epochs, generator=torch.Generator().manual_seed(seed),
-            log_every_n_steps=5, max_loss=None, writer=writer, progress=False,
-            on_epoch_end=lambda state, is_best: ends.append((state.epoch, is_best)))
+        fit(
+            model,
+            data,
+            optimizer,
+            step,
+            state,
+            epochs=epochs,
+            generator=torch.Generator().manual_seed(seed),
+            log_every_n_steps=5,
+            max_loss=None,
+            writer=writer,
+            progress=False,
+            on_epoch_end=lambda state, is_best: ends.append((state.epoch, is_best)),
+        )
     return state, ends
 
 
@@ -47,15 +68,27 @@ def test_same_seed_same_run(idx_root, tmp_path):
 
 
 def test_evaluate_changes_no_gradient_and_counts_every_sample(idx_root):
-    data = load_images("mnist", str(idx_root), download=False, batch_size=32, eval_batch_size=64,
-                       val_size=100, view="rows", permutation_seed=0, normalize=False, split_seed=0)
+    data = load_images(
+        "mnist",
+        str(idx_root),
+        download=False,
+        batch_size=32,
+        eval_batch_size=64,
+        val_size=100,
+        view="rows",
+        permutation_seed=0,
+        normalize=False,
+        split_seed=0,
+    )
     model = RecurrentClassifier(data.input_size, data.num_classes, data.seq_len, hidden_size=8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: gradients exist, weights stay
     x, y = next(data.batches("train"))
     train_step(model, x, y, optimizer, None)
     gradients = [p.grad.clone() for p in model.parameters()]
     loss, accuracy = evaluate(model, data, "test")
-    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), gradients))  # no backward, no zeroing
+    assert all(
+        torch.equal(p.grad, g) for p, g in zip(model.parameters(), gradients, strict=True)
+    )  # no backward, no zeroing
     assert not model.training
     # Counts every sample: the mean over the test split equals the per-sample losses' mean.
     with torch.no_grad():

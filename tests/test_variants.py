@@ -20,7 +20,9 @@ from src.train import train_one_epoch
 SMALL = (*TINY, "data.seq_len=6", "data.input_size=5")
 
 
-@pytest.mark.parametrize(("view", "shape"), [("rows", (6, 5)), ("columns", (5, 6)), ("pixels", (30, 1)), ("permuted", (30, 1))])
+@pytest.mark.parametrize(
+    ("view", "shape"), [("rows", (6, 5)), ("columns", (5, 6)), ("pixels", (30, 1)), ("permuted", (30, 1))]
+)
 def test_every_view_trains(tmp_path, view, shape, caplog):
     with caplog.at_level("INFO"):
         metrics = train_in_process(tmp_path, *SMALL, f"data.view={view}", "data.permutation_seed=5")
@@ -32,8 +34,14 @@ def test_every_view_trains(tmp_path, view, shape, caplog):
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("head", ["last", "flatten", "mean", "max"])
 def test_every_head_with_and_without_bidirectional(tmp_path, head, bidirectional):
-    metrics = train_in_process(tmp_path, *SMALL, f"model.head={head}", f"model.bidirectional={bidirectional}",
-                               "model.num_layers=2", "model.dropout=0.3")
+    metrics = train_in_process(
+        tmp_path,
+        *SMALL,
+        f"model.head={head}",
+        f"model.bidirectional={bidirectional}",
+        "model.num_layers=2",
+        "model.dropout=0.3",
+    )
     assert metrics["status"] == "ok" and metrics["test_acc"] is not None
 
 
@@ -41,10 +49,14 @@ def lr_per_epoch(run_dir) -> list[float]:
     return [round(event.value, 8) for event in EventAccumulator(str(run_dir)).Reload().Scalars(tags.LR)]
 
 
-@pytest.mark.parametrize(("scheduler", "expected"), [
-    ("none", [1e-3] * 3), ("cosine", [1e-3, 7.5e-4, 2.5e-4]),  # cosine: T_max = trainer.epochs, per epoch
-    ("step", [1e-3] * 3),  # step_size 3: the first decay comes after epoch 3
-])
+@pytest.mark.parametrize(
+    ("scheduler", "expected"),
+    [
+        ("none", [1e-3] * 3),
+        ("cosine", [1e-3, 7.5e-4, 2.5e-4]),  # cosine: T_max = trainer.epochs, per epoch
+        ("step", [1e-3] * 3),  # step_size 3: the first decay comes after epoch 3
+    ],
+)
 def test_epoch_schedulers_change_the_learning_rate_as_documented(tmp_path, scheduler, expected):
     train_in_process(tmp_path, *SMALL, f"scheduler={scheduler}", "trainer.epochs=3")
     assert lr_per_epoch(tmp_path) == expected
@@ -57,12 +69,17 @@ def test_onecycle_warms_up_and_anneals_within_the_run(tmp_path):
 
 
 def test_streaming_from_host_gives_the_same_run_as_holding_the_data(tmp_path):
-    runs = [train_in_process(tmp_path / p, *SMALL, f"trainer.data_placement={p}", "trainer.epochs=2") for p in ("device", "host")]
+    runs = [
+        train_in_process(tmp_path / p, *SMALL, f"trainer.data_placement={p}", "trainer.epochs=2")
+        for p in ("device", "host")
+    ]
     assert runs[0]["test_loss"] == runs[1]["test_loss"] and runs[0]["val_acc"] == runs[1]["val_acc"]
 
 
 def test_bf16_autocast_trains_a_gru_on_the_cpu(tmp_path):
-    metrics = train_in_process(tmp_path, *SMALL, "model=gru", "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16")
+    metrics = train_in_process(
+        tmp_path, *SMALL, "model=gru", "trainer.epochs=3", "optimizer.lr=0.01", "trainer.precision=bf16"
+    )
     assert metrics["status"] == "ok" and metrics["test_acc"] > 0.5
 
 
@@ -86,13 +103,28 @@ def test_bf16_lstm_on_the_cpu_trains_where_onednn_can_and_is_refused_in_one_line
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
-    metrics = train_in_process(tmp_path, *SMALL, "trainer.epochs=6", "trainer.early_stopping_patience=1", "optimizer.lr=1e-9")
+    metrics = train_in_process(
+        tmp_path, *SMALL, "trainer.epochs=6", "trainer.early_stopping_patience=1", "optimizer.lr=1e-9"
+    )
     assert metrics["stopped_early"] is True and metrics["epochs_completed"] == 2
 
 
 def test_gradient_clipping_bounds_the_update():
-    data = make_synthetic(200, 20, 6, 5, 3, 0.2, 0, batch_size=200, eval_batch_size=50, val_size=20,
-                          view="rows", permutation_seed=0, normalize=True)
+    data = make_synthetic(
+        200,
+        20,
+        6,
+        5,
+        3,
+        0.2,
+        0,
+        batch_size=200,
+        eval_batch_size=50,
+        val_size=20,
+        view="rows",
+        permutation_seed=0,
+        normalize=True,
+    )
 
     def update_size(clip: float | None) -> float:
         torch.manual_seed(0)
@@ -100,8 +132,17 @@ def test_gradient_clipping_bounds_the_update():
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         step = make_step(model, optimizer, clip, "fp32", data.batch_size, cuda_graph=False)
-        train_one_epoch(model, data, step, TrainState(), generator=torch.Generator().manual_seed(0),
-                        log_every_n_steps=100, max_loss=None, writer=None, progress=False)  # one batch: one step
+        train_one_epoch(
+            model,
+            data,
+            step,
+            TrainState(),
+            generator=torch.Generator().manual_seed(0),
+            log_every_n_steps=100,
+            max_loss=None,
+            writer=None,
+            progress=False,
+        )  # one batch: one step
         return (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
 
     assert update_size(1e-3) == pytest.approx(1e-3, rel=1e-3)  # SGD lr 1: the step is the clipped gradient
@@ -145,8 +186,16 @@ def test_evaluate_a_checkpoint_without_training(tiny_run, tmp_path):
 
 def test_evaluate_finds_moved_data_with_data_root(tmp_path, idx_root):
     run = tmp_path / "run"
-    trained = train_in_process(run, "data=mnist", f"data.root={idx_root}", "data.download=false", "data.val_size=100",
-                               "model.hidden_size=8", "trainer.epochs=1", "trainer.device=cpu")
+    trained = train_in_process(
+        run,
+        "data=mnist",
+        f"data.root={idx_root}",
+        "data.download=false",
+        "data.val_size=100",
+        "model.hidden_size=8",
+        "trainer.epochs=1",
+        "trainer.device=cpu",
+    )
     moved = tmp_path / "moved"
     idx_root.rename(moved)
     report = evaluate_checkpoint(run / "checkpoints" / "best.pt", "cpu", str(moved), tmp_path / "eval")
