@@ -37,6 +37,8 @@ def unset_version_base():
     yield
     if saved is not None:
         Singleton._instances[VersionBase] = saved
+
+
 PACKED = ["hydra/launcher=packed", TWO_PER_DEVICE]
 WAIT_S = 30  # a barrier's limit, reached only when the jobs do not run at once
 

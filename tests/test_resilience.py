@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import ROOT, metrics_of, run_cli, sweep_in_process, train_in_process
 
-# ~1 s per epoch on 2 cores: long enough to kill a run in the middle of one.
+# About half a second per epoch on 2 cores: the kill comes well before the last of 4 epochs.
 LONG = (
     "data=synthetic",
     "data.num_train=12000",

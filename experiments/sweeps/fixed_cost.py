@@ -29,9 +29,11 @@ def job_times(log: Path) -> tuple[float, float]:
 def summary(sweep_dir: Path) -> str:
     times = [job_times(log) for log in sorted(sweep_dir.glob("*/run.log"))]
     fixed = [wall - train for wall, train in times]
-    return (f"{sweep_dir.name}: {len(times)} jobs; per job: wall {statistics.fmean(w for w, _ in times):.2f} s, "
-            f"training steps {statistics.fmean(t for _, t in times):.2f} s, "
-            f"fixed cost {statistics.fmean(fixed):.2f} s (min {min(fixed):.2f}, max {max(fixed):.2f})")
+    return (
+        f"{sweep_dir.name}: {len(times)} jobs; per job: wall {statistics.fmean(w for w, _ in times):.2f} s, "
+        f"training steps {statistics.fmean(t for _, t in times):.2f} s, "
+        f"fixed cost {statistics.fmean(fixed):.2f} s (min {min(fixed):.2f}, max {max(fixed):.2f})"
+    )
 
 
 if __name__ == "__main__":

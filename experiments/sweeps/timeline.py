@@ -44,9 +44,11 @@ def main(sweep_dir: Path, main_log: Path, start: float, end: float) -> None:
         sys.exit(f"no launch line in {main_log} or no finished job under {sweep_dir}")
     print(f"command start -> launch: {launched - start:.1f} s")
     print(f"launch -> first job starts: {spans[0][0] - launched:.1f} s")
-    print(f"job set-up (start -> ready to train), first / median / last: "
-          f"{spans[0][1] - spans[0][0]:.2f} / {sorted(s[1] - s[0] for s in spans)[len(spans) // 2]:.2f} / "
-          f"{spans[-1][1] - spans[-1][0]:.2f} s")
+    print(
+        f"job set-up (start -> ready to train), first / median / last: "
+        f"{spans[0][1] - spans[0][0]:.2f} / {sorted(s[1] - s[0] for s in spans)[len(spans) // 2]:.2f} / "
+        f"{spans[-1][1] - spans[-1][0]:.2f} s"
+    )
     print(f"job wall (start -> metrics), median: {sorted(s[2] - s[0] for s in spans)[len(spans) // 2]:.2f} s")
     last = max(s[2] for s in spans)
     print(f"first job start -> last job end: {last - spans[0][0]:.1f} s ({len(spans)} jobs)")
