@@ -5,6 +5,7 @@ then renamed over it. A reader sees the old file or the new one, never half of o
 temporary file is removed and the error names the target and the OS's reason.
 """
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -15,20 +16,20 @@ from typing import BinaryIO
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call write(handle) on a temporary file in path's directory, fsync it, and rename it over path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Per process and thread: parallel jobs and packed jobs may write the same file at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OSError(error.errno, error.strerror, str(path)) from error
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as error:
+        with contextlib.suppress(OSError):  # where the directory cannot be made there is no temp file either
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
 
 
@@ -60,5 +61,8 @@ class BackgroundWriter:
     def __enter__(self) -> "BackgroundWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error already in flight is the one to report; still wait for the writes queued before it
+            self._pool.shutdown(wait=True)

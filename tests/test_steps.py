@@ -139,3 +139,14 @@ def test_the_graph_step_replays_the_eager_step_with_the_same_capturable_adam():
     assert isinstance(
         make_step(model, torch.optim.Adam(model.parameters()), 1.0, "fp32", 32, cuda_graph=True), GraphedStep
     )
+
+
+def test_the_background_writer_reports_a_failed_write_and_keeps_an_error_in_flight(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError) as raised, BackgroundWriter() as files:
+        files.submit(blocker / "last.pt", b"x")  # a file cannot hold a directory: the write fails on close
+    assert raised.value.filename == str(blocker / "last.pt") and not list(tmp_path.rglob("*.tmp"))
+    with pytest.raises(KeyError), BackgroundWriter() as files:
+        files.submit(blocker / "last.pt", b"x")
+        raise KeyError("the training error")  # not replaced by the writer's error
