@@ -51,6 +51,17 @@ class Placement(Choice):
     host = "host"
 
 
+class GraphMode(Choice):
+    """Whether the training step is replayed as a CUDA graph: wherever the run allows, required, or never.
+
+    Not true/false: Hydra's override grammar and YAML read those (and on/off) as booleans, not choices.
+    """
+
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
 class Interval(Choice):
     """How often a learning-rate scheduler steps: after every optimizer step, or once per epoch."""
 

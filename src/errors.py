@@ -1,6 +1,7 @@
 """Errors as the user sees them: one line naming the key, the value and what is allowed."""
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +21,15 @@ def require(ok: bool, key: str, value: object, allowed: str) -> None:
         raise ConfigError(key, value, allowed)
 
 
+# Hydra's answer to `+group=option` for a group the defaults list already has (experiment: null, say).
+MULTIPLE_VALUES = re.compile(r"Multiple values for (\S+)\. To override a value use 'override \1: (.+)'")
+
+
 def one_line(error: BaseException) -> str:
     """Reduce an exception (Hydra's multi-line reports and their causes) to one readable line."""
+    if match := MULTIPLE_VALUES.match(str(error)):
+        group, option = match.groups()
+        return f"+{group}={option}: {group} already has a place in the defaults list; write {group}={option}"
     if isinstance(error, OSError) and error.filename:
         return f"cannot write {error.filename}: {error.strerror} (check hydra.run.dir / hydra.sweep.dir and free space)"
     parts = [error, error.__cause__] if error.__cause__ is not None else [error]

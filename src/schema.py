@@ -11,7 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from src.choices import Cell, Dataset, Head, Init, Interval, Placement, Precision, View, names
+from src.choices import Cell, Dataset, GraphMode, Head, Init, Interval, Placement, Precision, View, names
 from src.errors import require
 
 DEVICE_WORDS = ("auto", "cpu", "cuda", "cuda:N")
@@ -71,9 +71,7 @@ class TrainerSchema:
     progress: bool = True
     resume: bool = False
     data_placement: Placement = Placement.auto  # device (held there) | host (streamed per batch) | auto
-    # null: a CUDA graph wherever the run allows it; true: required; false: eager steps (src/steps.py).
-    # A bool, not an Enum: Hydra's override grammar reads true/false as booleans.
-    cuda_graph: bool | None = None
+    cuda_graph: GraphMode = GraphMode.auto  # auto: wherever the run allows; always; never (src/steps.py)
     precision: Precision = Precision.fp32
     early_stopping_patience: int | None = None  # stop after this many epochs without a better val/acc
     num_threads: int | None = None  # null: torch's default, or the cores shared among parallel jobs

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.choices import GraphMode
 from src.errors import ConfigError
 from src.precision import autocast, make_scaler
 from src.schedules import Schedule
@@ -69,19 +70,20 @@ def graph_blocker(
 
 
 def use_cuda_graph(
-    setting: bool | None,
+    setting: GraphMode | str,
     device: torch.device,
     precision: str,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None,
 ) -> bool:
-    """Resolve trainer.cuda_graph (null: where possible, true, false) for this run; an impossible `true` is an error."""
+    """Resolve trainer.cuda_graph for this run (auto: where possible); an impossible `always` is an error."""
+    setting = GraphMode(setting)
     reason = graph_blocker(device, precision, optimizer, schedule)
-    if setting is True and reason:
-        raise ConfigError("trainer.cuda_graph", setting, f"false or null here: {reason}")
-    if setting is None and reason and device.type == "cuda":
+    if setting == GraphMode.always and reason:
+        raise ConfigError("trainer.cuda_graph", setting.value, f"never or auto here: {reason}")
+    if setting == GraphMode.auto and reason and device.type == "cuda":
         log.info("eager steps: %s", reason)
-    return setting is not False and reason is None
+    return setting != GraphMode.never and reason is None
 
 
 def make_step(

@@ -114,11 +114,10 @@ def test_step_check_reports_zero_for_the_same_step_and_the_difference_for_anothe
     assert other["max_rel_loss_diff_to_eager"] > 0
 
 
-def test_step_profile_needs_a_gpu_and_says_so_in_one_line(tmp_path):
-    from conftest import run_cli
+def test_step_profile_needs_a_gpu_and_says_so_in_one_line():
+    from src.errors import one_line
+    from src.step_profile import main
 
-    result = run_cli(*SMALL, f"hydra.run.dir={tmp_path}", module="src.step_profile")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert (
-        result.stderr.strip().splitlines()[-1].startswith("error: trainer.device='cpu' is not allowed: expected cuda")
-    )
+    with pytest.raises(ConfigError) as raised:
+        main.__wrapped__(compose_config(*SMALL, config_name="bench"))
+    assert one_line(raised.value).startswith("trainer.device='cpu' is not allowed: expected cuda")

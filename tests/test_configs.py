@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_config, write_idx
-from src.choices import Cell, Precision
+from src.choices import Cell, GraphMode, Precision
 from src.data import SequenceData
 from src.errors import ConfigError, one_line
 from src.job import train_job
@@ -129,7 +129,7 @@ def test_defaults_and_run_directories():
         cfg = compose("config", return_hydra_config=True)
     assert (cfg.trainer.epochs, cfg.trainer.device, cfg.model.cell, cfg.optimizer.lr) == (5, "auto", "lstm", 1e-3)
     assert cfg.data.dataset == "mnist" and cfg.data.batch_size == 256 and cfg.seed == 0
-    assert cfg.trainer.precision == Precision.fp32 and cfg.trainer.cuda_graph is None
+    assert cfg.trainer.precision == Precision.fp32 and cfg.trainer.cuda_graph == GraphMode.auto
     assert cfg.hydra.run.dir.startswith("outputs/runs/")
     sweep = OmegaConf.to_container(cfg.hydra.sweep)  # unresolved: the job number exists only in a sweep
     assert sweep["dir"].startswith("outputs/multirun/") and sweep["subdir"].startswith("${hydra.job.num}_")
@@ -185,6 +185,7 @@ BAD_INPUTS = [
     (("optimizer=adamx",), None, ["optimizer/adamx", "adam adamw rmsprop sgd"]),
     (("data=imagenet",), None, ["data/imagenet", "fashion_mnist"]),
     (("experiment=nope",), None, ["experiment/nope", "lstm_rows_last"]),
+    (("+experiment=lstm_rows_last",), None, ["+experiment=lstm_rows_last", "write experiment=lstm_rows_last"]),
     (("model.hiden_size=3",), None, ["hiden_size", "RecurrentSchema"]),
     (("trainer.epoch=3",), None, ["trainer.epoch", "TrainerSchema"]),
     (("model.hidden_size=abc",), None, ["model.hidden_size=abc", "Integer"]),
@@ -218,8 +219,9 @@ BAD_INPUTS = [
     (("trainer.data_placement=gpu",), None, ["trainer.data_placement=gpu", "expected one of [auto, device, host]"]),
     (("trainer.precision=fp8",), None, ["trainer.precision=fp8", "expected one of [fp32, bf16, fp16-mixed]"]),
     (("trainer.precision=fp16-mixed",), None, ["trainer.precision='fp16-mixed'", "needs a CUDA device"]),
-    (("trainer.cuda_graph=maybe",), None, ["trainer.cuda_graph=maybe", "not a valid bool"]),
-    (("trainer.cuda_graph=true",), None, ["trainer.cuda_graph=True", "CUDA graphs need a CUDA device"]),
+    (("trainer.cuda_graph=maybe",), None, ["trainer.cuda_graph=maybe", "expected one of [auto, always, never]"]),
+    (("trainer.cuda_graph=true",), None, ["trainer.cuda_graph=true", "expected one of [auto, always, never]"]),
+    (("trainer.cuda_graph=always",), None, ["trainer.cuda_graph='always'", "CUDA graphs need a CUDA device"]),
     (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),
     (("scheduler=exponential",), None, ["scheduler/exponential", "cosine none onecycle plateau step"]),
     (

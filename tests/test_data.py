@@ -110,20 +110,18 @@ def test_placement_host_streams_batches_and_device_holds_the_data():
 
 
 def test_parallel_first_loads_of_one_dataset_do_not_clash(idx_root):
-    """joblib jobs of a fresh sweep all decode the same files at once: each must get whole files."""
-    import subprocess
-    import sys
+    """Jobs of a fresh sweep all decode the same files at once: each must get whole files. Threads released
+    together by a barrier race as processes do: every writer has its own temp name (pid and thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
 
-    from conftest import ROOT
+    start = Barrier(3)
 
-    code = (
-        "from src.image_files import load_decoded; "
-        f"print(len(load_decoded('mnist', {str(idx_root)!r}, False)['train_y']))"
-    )
-    processes = [
-        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(3)
-    ]
-    outputs = [process.communicate(timeout=120)[0].strip() for process in processes]
-    assert [process.returncode for process in processes] == [0, 0, 0] and outputs == ["600"] * 3
+    def first_load(_: int) -> int:
+        start.wait()
+        return len(load_decoded("mnist", idx_root, False)["train_y"])
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(first_load, range(3))) == [600] * 3
     assert not list((idx_root / "MNIST").rglob("*.tmp"))
     assert len(load_decoded("mnist", idx_root, download=False)["train_y"]) == 600

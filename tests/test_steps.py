@@ -34,21 +34,21 @@ def test_auto_uses_the_graph_exactly_where_it_can_work():
     def per_step(scheduler) -> Schedule:
         return Schedule(scheduler, Interval.step)
 
-    assert use_cuda_graph(None, CUDA, "fp32", adam, None) and use_cuda_graph(None, CUDA, "bf16", adamw, None)
-    assert use_cuda_graph(True, CUDA, "fp32", adam, Schedule(CosineAnnealingLR(adam, 5), Interval.epoch))
-    assert not use_cuda_graph(None, CPU, "fp32", adam, None)
-    assert not use_cuda_graph(False, CUDA, "fp32", adam, None)
-    assert not use_cuda_graph(None, CUDA, "fp16-mixed", adam, None)  # the scaler syncs every step
-    assert not use_cuda_graph(None, CUDA, "fp32", sgd, None)  # its lr cannot be a GPU tensor
-    assert not use_cuda_graph(None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10)))
+    assert use_cuda_graph("auto", CUDA, "fp32", adam, None) and use_cuda_graph("auto", CUDA, "bf16", adamw, None)
+    assert use_cuda_graph("always", CUDA, "fp32", adam, Schedule(CosineAnnealingLR(adam, 5), Interval.epoch))
+    assert not use_cuda_graph("auto", CPU, "fp32", adam, None)
+    assert not use_cuda_graph("never", CUDA, "fp32", adam, None)
+    assert not use_cuda_graph("auto", CUDA, "fp16-mixed", adam, None)  # the scaler syncs every step
+    assert not use_cuda_graph("auto", CUDA, "fp32", sgd, None)  # its lr cannot be a GPU tensor
+    assert not use_cuda_graph("auto", CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10)))
     assert use_cuda_graph(
-        None, CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False))
+        "auto", CUDA, "fp32", adam, per_step(OneCycleLR(adam, 0.01, total_steps=10, cycle_momentum=False))
     )
     with pytest.raises(
         ConfigError,
-        match="trainer.cuda_graph=True is not allowed: expected false or null here: the graph step needs Adam or AdamW",
+        match="trainer.cuda_graph='always' is not allowed: expected never or auto here: the graph step needs Adam",
     ):
-        use_cuda_graph(True, CUDA, "fp32", sgd, None)
+        use_cuda_graph("always", CUDA, "fp32", sgd, None)
 
 
 @pytest.mark.parametrize(
