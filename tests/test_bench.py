@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from conftest import compose_config
-from src.bench import ReferenceImages, epoch_batches, run_bench, summary_lines
+from src.bench import run_bench, summary_lines
 from src.data import make_synthetic
 from src.errors import ConfigError
+from src.loop_timing import ReferenceImages, epoch_batches
 from src.models import RecurrentClassifier
 from src.step_check import check_step
 from src.steps import make_step
