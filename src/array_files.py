@@ -76,7 +76,7 @@ def _values(x: object, lengths: object, path: Path, x_key: str, lengths_key: str
             raise DataError(f"{path}: '{x_key}' is a list: expected non-empty (T_i, F) tensors in it")
         if len({s.shape[1] for s in x}) > 1:
             raise DataError(f"{path}: '{x_key}' holds series with different numbers of features")
-        return pad([s.float() for s in x])
+        return pad([s.float() / 255.0 if s.dtype == torch.uint8 else s.float() for s in x])
     x = torch.as_tensor(np.asarray(x)) if not isinstance(x, Tensor) else x
     if x.dim() != 3:
         raise DataError(

@@ -32,7 +32,7 @@ def test_groups_have_the_promised_options():
     assert options("trainer") == ["default"]
     assert options("scheduler") == ["cosine", "none", "onecycle", "plateau", "step"]
     assert options("hparams_search") == ["lstm_optuna"]
-    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last"]
+    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last", "timeseries"]
 
 
 @pytest.mark.parametrize("option", options("scheduler"))

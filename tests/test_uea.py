@@ -81,3 +81,21 @@ def test_a_missing_problem_names_the_folder_and_where_to_get_it(tmp_path):
     line = one_line(raised.value)
     assert "data.name=Coffee" in line and str(tmp_path) in line and "Coffee/Coffee_TRAIN.ts" in line
     assert "timeseriesclassification.com" in line and "JapaneseVowels" in line and "\n" not in line
+
+
+def test_describe_reads_the_series_for_their_shape(capsys):
+    from src.describe import describe
+
+    describe(compose_config("data=uea", "data.name=GunPoint", "data.patch=5", "model.hidden_size=8"))
+    assert "on series in patches of 5: 30 steps of 5 features, 2 classes" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_cli_trains_a_shipped_problem_with_no_flags(tmp_path):
+    """`python -m src.run data=uea data.name=JapaneseVowels`, as a user types it (one small epoch)."""
+    from conftest import metrics_of, run_cli
+
+    overrides = ("trainer.epochs=1", "model.hidden_size=8", "trainer.device=cpu", f"hydra.run.dir={tmp_path}")
+    result = run_cli("data=uea", "data.name=JapaneseVowels", *overrides)
+    assert result.returncode == 0, result.stderr
+    assert metrics_of(tmp_path)["status"] == "ok" and (tmp_path / "predictions.png").is_file()
