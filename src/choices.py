@@ -45,6 +45,15 @@ class Dataset(Choice):
     kmnist = "kmnist"
 
 
+class Normalization(Choice):
+    """How series are scaled: not at all, each series on its own (the UCR/UEA archive's z-normalisation),
+    or each channel by the training split's mean and std."""
+
+    none = "none"
+    series = "series"
+    channel = "channel"
+
+
 class Placement(Choice):
     auto = "auto"
     device = "device"

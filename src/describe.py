@@ -22,15 +22,20 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def describe(cfg: DictConfig) -> None:
     """Print the parameter table, and the shapes of out, h_n (and c_n) for a batch of 2 sequences."""
     validate(cfg)
-    synthetic = "seq_len" in cfg.data
-    height, width = (cfg.data.seq_len, cfg.data.input_size) if synthetic else IMAGE_SHAPE
-    seq_len, input_size = sequence_shape(cfg.data.view, height, width)
-    num_classes = cfg.data.num_classes if synthetic else 10
-    model = instantiate(cfg.model, input_size=input_size, num_classes=num_classes, seq_len=seq_len)
+    if "view" not in cfg.data:  # series: their steps and classes are known once the files are read
+        data = instantiate(cfg.data)
+        seq_len, input_size, num_classes, view = data.train_x.shape[1], data.input_size, data.num_classes, data.view
+        model = instantiate(cfg.model, input_size=input_size, num_classes=num_classes, seq_len=data.seq_len)
+    else:
+        synthetic = "seq_len" in cfg.data
+        height, width = (cfg.data.seq_len, cfg.data.input_size) if synthetic else IMAGE_SHAPE
+        seq_len, input_size = sequence_shape(cfg.data.view, height, width)
+        num_classes, view = (cfg.data.num_classes if synthetic else 10), cfg.data.view
+        model = instantiate(cfg.model, input_size=input_size, num_classes=num_classes, seq_len=seq_len)
     table, total = format_parameters(model)
     print(
         f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}, head {cfg.model.head}, "
-        f"on {cfg.data.view}: {seq_len} steps of {input_size} features, {num_classes} classes\n"
+        f"on {view}: {seq_len} steps of {input_size} features, {num_classes} classes\n"
     )
     print(table)
     print(f"\ntotal parameters: {total:,}\n")

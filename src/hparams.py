@@ -45,7 +45,8 @@ def hparam_values(config: dict) -> dict[str, int | float | str | bool]:
         return node
 
     values = {
-        "data": config["data"].get("dataset", "synthetic"),
+        # the image set, the archive problem, or your own file
+        "data": config["data"].get("dataset") or config["data"].get("name") or config["data"].get("path", "synthetic"),
         "optimizer": config["optimizer"]["_target_"].rsplit(".", 1)[-1],
     }
     values.update({key: flat_value(lookup(key)) for key in HPARAM_KEYS})

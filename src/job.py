@@ -32,6 +32,7 @@ from src.results import final_metrics, finished_metrics, write_metrics
 from src.schedules import Schedule, build_schedule
 from src.schema import validate
 from src.scoring import draw_confusion, draw_predictions
+from src.series import SeriesData
 from src.steps import Step, make_capturable, make_step, use_cuda_graph
 from src.train import Diverged, fit
 
@@ -68,7 +69,7 @@ def threads_per_job(requested: int | None, parallel_jobs: int | None) -> int | N
     return None
 
 
-def build_data(cfg: DictConfig, device: torch.device) -> SequenceData:
+def build_data(cfg: DictConfig, device: torch.device) -> SequenceData | SeriesData:
     """The configured dataset, placed to deliver batches on the device; decoded once per distinct data
     config and device in this process (jobs of a sweep share it read-only)."""
     data_config = OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
@@ -76,28 +77,29 @@ def build_data(cfg: DictConfig, device: torch.device) -> SequenceData:
 
 
 @lru_cache(maxsize=4)
-def _placed_data_unlocked(data_json: str, device: str, placement: str) -> SequenceData:
+def _placed_data_unlocked(data_json: str, device: str, placement: str) -> SequenceData | SeriesData:
     data = instantiate(json.loads(data_json)).place(torch.device(device), placement)
     if data.device.type == "cuda":  # other jobs read it from their own streams: the copies must be done
         torch.cuda.current_stream(data.device).synchronize()
     return data
 
 
-def _placed_data(data_json: str, device: str, placement: str) -> SequenceData:
+def _placed_data(data_json: str, device: str, placement: str) -> SequenceData | SeriesData:
     with DATA_LOCK:
         return _placed_data_unlocked(data_json, device, placement)
 
 
 def build_training(
-    cfg: DictConfig, data: SequenceData, device: torch.device
+    cfg: DictConfig, data: SequenceData | SeriesData, device: torch.device
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
-    """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device."""
+    """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device;
+    seq_len is None for series of different lengths."""
     with INIT_LOCK:
         torch.manual_seed(cfg.seed)
         model = instantiate(
             cfg.model, input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
         ).to(device)
-    check_precision(model, data.seq_len, data.input_size, device, cfg.trainer.precision)
+    check_precision(model, data.seq_len or 1, data.input_size, device, cfg.trainer.precision)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler_config = OmegaConf.to_container(cfg.scheduler, resolve=True)
     schedule = build_schedule(scheduler_config, optimizer, cfg.trainer.epochs * data.num_batches("train"))
@@ -109,15 +111,18 @@ def build_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None,
-    data: SequenceData,
+    data: SequenceData | SeriesData,
     device: torch.device,
 ) -> Step:
     """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
-    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, schedule)
+    variable = data.seq_len is None  # series of different lengths come as packed batches of varying shape
+    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, schedule, variable)
     return make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, graph)
 
 
-def fresh_step(kind: str, cfg: DictConfig, data: SequenceData, device: torch.device) -> tuple[torch.nn.Module, Step]:
+def fresh_step(
+    kind: str, cfg: DictConfig, data: SequenceData | SeriesData, device: torch.device
+) -> tuple[torch.nn.Module, Step]:
     """A model from the seeded start and one kind of step to train it (no schedule: benchmarks compare
     steps): `framework` the step a run takes, `eager` the plain eager step, `eager_capturable` the eager
     step with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""
@@ -158,11 +163,11 @@ def train_job(
         model, optimizer, schedule = build_training(cfg, data, device)
         table, num_params = format_parameters(model)
         log.info(
-            "device %s (%d threads); data %s view, %d steps of %d features; parameters:\n%s",
+            "device %s (%d threads); data %s view, %s steps of %d features; parameters:\n%s",
             device,
             torch.get_num_threads(),
             data.view,
-            data.seq_len,
+            data.seq_len or "varying",
             data.input_size,
             table,
         )
@@ -227,8 +232,8 @@ def train_job(
         time.perf_counter() - started,
         str(device),
         diverged_at,
-        config["data"]["view"],
-        cfg.data.permutation_seed,
+        config["data"].get("view", "series"),  # series have no image view
+        cfg.data.get("permutation_seed", 0),
     )
     write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))

@@ -4,6 +4,8 @@ import torch
 from torch import Tensor, nn
 
 from src.choices import Cell, Head, Init
+from src.errors import ConfigError
+from src.padded import Padded, valid_steps
 
 RECURRENT_LAYERS: dict[Cell, type[nn.RNNBase]] = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 
@@ -14,6 +16,8 @@ class RecurrentClassifier(nn.Module):
     Heads: `last` uses the final step (for a bidirectional stack: the forward direction's last step and
     the backward direction's first, the two ends that have seen the whole sequence); `flatten` feeds
     every step's output to one linear layer (hidden*seq_len inputs); `mean` and `max` pool over steps.
+    `seq_len=None` says the sequences differ in length: they arrive as `Padded` batches, are packed so
+    that neither direction reads padding, and every head but `flatten` looks at valid steps only.
     `init`: `orthogonal` (Keras's recurrent init, our default) or `torch` (torch's own uniform init).
     """
 
@@ -21,7 +25,7 @@ class RecurrentClassifier(nn.Module):
         self,
         input_size: int,
         num_classes: int,
-        seq_len: int,
+        seq_len: int | None,
         cell: Cell | str = Cell.lstm,
         hidden_size: int = 256,
         num_layers: int = 2,
@@ -33,6 +37,12 @@ class RecurrentClassifier(nn.Module):
         super().__init__()
         # A saved config holds plain text; the Enums refuse anything outside their choices.
         cell, head, init = Cell(cell), Head(head), Init(init)
+        if head == Head.flatten and seq_len is None:
+            raise ConfigError(
+                "model.head",
+                "flatten",
+                "last | mean | max: these sequences differ in length, so no fixed steps to flatten",
+            )
         self.head = head
         self.seq_len = seq_len
         self.rnn = RECURRENT_LAYERS[cell](
@@ -67,15 +77,41 @@ class RecurrentClassifier(nn.Module):
             if name.startswith("bias_ih") and self.rnn.mode == "LSTM":
                 gates[1].fill_(1.0)  # torch orders LSTM gates input, forget, cell, output
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Class logits (B, classes) for sequences x (B, T, F)."""
+    def forward(self, x: Tensor | Padded) -> Tensor:
+        """Class logits (B, classes) for sequences x (B, T, F), or for padded ones with their lengths."""
+        if isinstance(x, Padded):
+            return self.fc(self.pool(self._read_packed(x), x.lengths))
         out, _ = self.rnn(x)  # (B, T, D) with D = hidden_size * directions
         return self.fc(self.pool(out))
 
-    def pool(self, out: Tensor) -> Tensor:
-        """Reduce the per-step outputs (B, T, D) to the head's input."""
+    def _read_packed(self, x: Padded) -> Tensor:
+        """Per-step outputs (B, T, D), zero past each length: packing hands the layers each sequence's
+        valid steps only, so the backward direction starts at the sequence's own last step."""
+        packed = nn.utils.rnn.pack_padded_sequence(x.values, x.lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.values.shape[1])
+        return out  # (B, T, D), back in the batch's order
+
+    def pool(self, out: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Reduce the per-step outputs (B, T, D) to the head's input, over each sequence's `lengths`
+        (B,) valid steps when given."""
         if self.head == Head.flatten:
             return out.reshape(len(out), -1)  # (B, T*D)
+        if lengths is None:
+            return self._pool_fixed(out)
+        if self.head == Head.mean:  # padded steps are zeros: the sum is over valid steps
+            return out.sum(dim=1) / lengths.to(out.device, out.dtype).unsqueeze(1)  # (B, D)
+        if self.head == Head.max:
+            valid = valid_steps(lengths, out.shape[1], out.device).unsqueeze(-1)  # (B, T, 1)
+            return out.masked_fill(~valid, float("-inf")).amax(dim=1)  # (B, D)
+        rows = torch.arange(len(out), device=out.device)
+        last = out[rows, lengths.to(out.device) - 1]  # (B, D): each sequence's own last valid step
+        if self.rnn.bidirectional:
+            hidden = self.rnn.hidden_size
+            return torch.cat([last[:, :hidden], out[:, 0, hidden:]], dim=1)  # (B, 2H)
+        return last
+
+    def _pool_fixed(self, out: Tensor) -> Tensor:
         if self.head == Head.mean:
             return out.mean(dim=1)  # (B, D)
         if self.head == Head.max:

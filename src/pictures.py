@@ -10,6 +10,7 @@ from torch import Tensor
 from src.atomic import write_atomically
 
 GRID = 5  # a GRID x GRID panel of test images, as in the reference recipe
+MAX_LINES = 8  # a series with more channels is drawn as a heat map: more lines than this are a tangle
 
 
 def _figure(width: float, height: float):
@@ -60,6 +61,32 @@ def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
     mistakes = int((predictions[:count] != labels[:count]).sum())
     figure.suptitle(f"{mistakes} of {count} wrong (red)")
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95)
+    return figure
+
+
+def series_grid(series: list[Tensor], predicted: list[str], labels: list[str]):
+    """Up to GRID x GRID series (T_i, C) titled "predicted / true" class names, mistakes in red: a line per
+    channel, or a heat map of channels over steps when there are more than MAX_LINES channels."""
+    count = len(series)
+    rows = -(-count // GRID)
+    figure = _figure(10, 0.6 + 1.7 * rows)
+    axes = figure.subplots(rows, GRID, squeeze=False)
+    for axis, values, guess, truth in zip(axes.flat, series, predicted, labels, strict=False):
+        if values.shape[1] > MAX_LINES:
+            axis.imshow(values.T.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")  # (C, T)
+        else:
+            axis.plot(values.numpy(), linewidth=0.8)  # one line per channel
+        wrong = guess != truth
+        axis.set_title(f"{guess} / {truth}", fontsize=8, color="red" if wrong else "black")
+        axis.tick_params(labelsize=6)
+        for spine in axis.spines.values() if wrong else ():
+            spine.set_edgecolor("red")
+            spine.set_linewidth(2)
+    for axis in axes.flat[count:]:
+        axis.set_axis_off()
+    mistakes = sum(guess != truth for guess, truth in zip(predicted, labels, strict=True))
+    figure.suptitle(f"predicted / true class: {mistakes} of {count} wrong (red)", fontsize=10)
+    figure.tight_layout()
     return figure
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from src.choices import Cell, Dataset, GraphMode, Head, Init, Interval, Placement, Precision, View, names
+from src.choices import Cell, Dataset, GraphMode, Head, Init, Interval, Normalization, Placement, Precision, View, names
 from src.errors import require
 
 DEVICE_WORDS = ("auto", "cpu", "cuda", "cuda:N")
@@ -60,6 +60,35 @@ class SyntheticSchema(BatchingSchema):
     seed: int = 0
     val_size: int = 200
     batch_size: int = 64
+
+
+@dataclass
+class SeriesSchema:
+    """Series of real numbers (src/series.py): small sets, so a validation part that may be a fraction."""
+
+    batch_size: int = 32
+    eval_batch_size: int = 512
+    val_size: float = 0.2  # a count of training series, or a fraction of them when below 1
+    normalize: Normalization = Normalization.channel
+    patch: int = 1  # k consecutive steps read as one step of k x F features
+    stride: int = 1  # keep every stride-th step (before patching)
+    bucket: bool = True  # training batches of similar lengths (variable-length series only)
+    split_seed: int = 0
+
+
+@dataclass
+class ArraysSchema(SeriesSchema):
+    _target_: str = "src.array_files.load_arrays"
+    path: str = "data.npz"
+    test_path: str | None = None  # a separate file with x, y (and lengths); else x_test/y_test in path
+    test_size: float = 0.2  # held out as the test split when the data has none
+
+
+@dataclass
+class UeaSchema(SeriesSchema):
+    _target_: str = "src.uea.load_uea"
+    name: str = "JapaneseVowels"
+    root: str | None = None  # a folder of <name>/<name>_TRAIN.ts and _TEST.ts; null: aeon's shipped problems
 
 
 @dataclass
@@ -112,6 +141,8 @@ def register_schemas() -> None:
     store.store(group="schema", name="model", node=RecurrentSchema)
     store.store(group="schema", name="image_data", node=ImageSchema)
     store.store(group="schema", name="synthetic_data", node=SyntheticSchema)
+    store.store(group="schema", name="arrays_data", node=ArraysSchema)
+    store.store(group="schema", name="uea_data", node=UeaSchema)
     store.store(group="schema", name="trainer", node=TrainerSchema)
     store.store(group="schema", name="bench_root", node=BenchRootSchema)
 
@@ -142,6 +173,8 @@ def validate(cfg: DictConfig) -> None:
     require(
         data.val_size > 0, "data.val_size", data.val_size, "an integer > 0 (model selection needs a validation set)"
     )
+    if "patch" in data:
+        _positive(data, "data", "patch", "stride")
     lr = cfg.optimizer.get("lr")
     require(isinstance(lr, (int, float)) and lr > 0, "optimizer.lr", lr, "a number > 0")
     if cfg.scheduler:

@@ -10,10 +10,13 @@ from torch import nn
 from src import pictures
 from src.data import SequenceData
 from src.precision import autocast
+from src.series import SeriesData
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: SequenceData, split: str, precision: str = "fp32") -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, data: SequenceData | SeriesData, split: str, precision: str = "fp32"
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of the model on a split, in eval mode."""
     model.eval()
     loss_sum = torch.zeros((), device=data.device)
@@ -28,16 +31,18 @@ def evaluate(model: nn.Module, data: SequenceData, split: str, precision: str = 
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, data: SequenceData, split: str) -> torch.Tensor:
+def predict(model: nn.Module, data: SequenceData | SeriesData, split: str) -> torch.Tensor:
     """The predicted class of every sample of a split, in eval mode."""
     model.eval()
     return torch.cat([model(x).argmax(dim=1) for x, _ in data.batches(split)])
 
 
-def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path) -> np.ndarray:
+def draw_predictions(model: nn.Module, data: SequenceData | SeriesData, run_dir: Path) -> np.ndarray:
     """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes;
     returns its pixels (H, W, 3)."""
     count = pictures.GRID * pictures.GRID
+    if isinstance(data, SeriesData):
+        return draw_series_predictions(model, data, run_dir, count)
     images, labels = data.test_x[:count].to(data.device), data.test_y[:count]
     with torch.inference_mode():
         model.eval()
@@ -45,7 +50,17 @@ def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path) -> np.
     return pictures.render(pictures.prediction_grid(images, predicted.cpu(), labels.cpu()), run_dir / "predictions.png")
 
 
-def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path) -> np.ndarray:
+@torch.inference_mode()
+def draw_series_predictions(model: nn.Module, data: SeriesData, run_dir: Path, count: int) -> np.ndarray:
+    """predictions.png for series: `count` test series drawn, titled with class names."""
+    drawn, x, labels = data.series("test", count)
+    model.eval()
+    names = [data.class_names[k] for k in model(x).argmax(dim=1).tolist()]
+    truths = [data.class_names[k] for k in labels.tolist()]
+    return pictures.render(pictures.series_grid(drawn, names, truths), run_dir / "predictions.png")
+
+
+def draw_confusion(model: nn.Module, data: SequenceData | SeriesData, run_dir: Path) -> np.ndarray:
     """confusion.png: the confusion matrix of the whole test set; returns its pixels (H, W, 3)."""
     counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
     return pictures.render(pictures.confusion_figure(counts, data.class_names), run_dir / "confusion.png")

@@ -57,11 +57,17 @@ def train_step(
 
 
 def graph_blocker(
-    device: torch.device, precision: str, optimizer: torch.optim.Optimizer, schedule: Schedule | None
+    device: torch.device,
+    precision: str,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None,
+    variable_lengths: bool = False,
 ) -> str | None:
     """Why this run cannot replay its step as a CUDA graph, or None when it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device and this run is on {device}"
+    if variable_lengths:  # a graph replays fixed shapes; packed batches differ in shape every step
+        return "the sequences differ in length, so every batch has a shape of its own"
     if precision == "fp16-mixed":
         return "fp16-mixed's loss scaler reads the gradients on the host every step"
     if not isinstance(optimizer, torch.optim.Adam):  # AdamW is an Adam
@@ -75,10 +81,11 @@ def use_cuda_graph(
     precision: str,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None,
+    variable_lengths: bool = False,
 ) -> bool:
     """Resolve trainer.cuda_graph for this run (auto: where possible); an impossible `always` is an error."""
     setting = GraphMode(setting)
-    reason = graph_blocker(device, precision, optimizer, schedule)
+    reason = graph_blocker(device, precision, optimizer, schedule, variable_lengths)
     if setting == GraphMode.always and reason:
         raise ConfigError("trainer.cuda_graph", setting.value, f"never or auto here: {reason}")
     if setting == GraphMode.auto and reason and device.type == "cuda":

@@ -4,6 +4,7 @@ import gzip
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -17,6 +18,7 @@ from src.job import train_job
 from src.models import RecurrentClassifier
 from src.schedules import Schedule, build_schedule
 from src.schema import validate
+from src.series import SeriesData
 
 
 def options(group: str) -> list[str]:
@@ -25,12 +27,12 @@ def options(group: str) -> list[str]:
 
 def test_groups_have_the_promised_options():
     assert options("model") == ["gru", "lstm", "rnn"]
-    assert options("data") == ["fashion_mnist", "kmnist", "mnist", "synthetic"]
+    assert options("data") == ["arrays", "fashion_mnist", "kmnist", "mnist", "synthetic", "uea"]
     assert options("optimizer") == ["adam", "adamw", "rmsprop", "sgd"]
     assert options("trainer") == ["default"]
     assert options("scheduler") == ["cosine", "none", "onecycle", "plateau", "step"]
     assert options("hparams_search") == ["lstm_optuna"]
-    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last"]
+    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last", "timeseries"]
 
 
 @pytest.mark.parametrize("option", options("scheduler"))
@@ -102,14 +104,19 @@ def test_every_model_composes_and_instantiates(option):
 
 
 @pytest.mark.parametrize("option", options("data"))
-def test_every_dataset_composes_and_instantiates(option, idx_root: Path):
+def test_every_dataset_composes_and_instantiates(option, idx_root: Path, tmp_path: Path):
     overrides = [f"data={option}"]
-    if option != "synthetic":  # the image datasets read the tiny IDX files the fixture wrote
+    if option in ("mnist", "fashion_mnist", "kmnist"):  # the image datasets read the tiny IDX files the fixture wrote
         overrides += [f"data.root={idx_root}", "data.download=false", "data.val_size=100"]
+    if option == "arrays":  # your own series: a tiny file of fixed length
+        np.savez(tmp_path / "my.npz", x=np.random.rand(200, 7, 3), y=np.arange(200) % 4)
+        overrides += [f"data.path={tmp_path / 'my.npz'}"]
+    if option == "uea":  # a shipped problem of fixed length (the default, JapaneseVowels, varies: test_uea.py)
+        overrides += ["data.name=BasicMotions", "data.val_size=8"]
     cfg = compose_config(*overrides)
     validate(cfg)
     data = instantiate(cfg.data)
-    assert isinstance(data, SequenceData)
+    assert isinstance(data, SeriesData if option in ("arrays", "uea") else SequenceData)
     x, y = next(data.batches("train"))
     assert x.shape[1:] == (data.seq_len, data.input_size) and len(x) == len(y) == cfg.data.batch_size
 
@@ -183,7 +190,7 @@ BAD_INPUTS = [
     # (overrides, how to spoil the IDX files or None, what the one line must contain)
     (("model=grux",), None, ["model/grux", "gru lstm rnn"]),
     (("optimizer=adamx",), None, ["optimizer/adamx", "adam adamw rmsprop sgd"]),
-    (("data=imagenet",), None, ["data/imagenet", "fashion_mnist"]),
+    (("data=imagenet",), None, ["data/imagenet", "arrays fashion_mnist kmnist mnist synthetic uea"]),
     (("experiment=nope",), None, ["experiment/nope", "lstm_rows_last"]),
     (("+experiment=lstm_rows_last",), None, ["+experiment=lstm_rows_last", "write experiment=lstm_rows_last"]),
     (("model.hiden_size=3",), None, ["hiden_size", "RecurrentSchema"]),
@@ -201,6 +208,11 @@ BAD_INPUTS = [
     (("model.init=zeros",), None, ["model.init=zeros", "expected one of [orthogonal, torch]"]),
     (("data.view=diagonal",), None, ["data.view=diagonal", "expected one of [rows, columns, pixels, permuted]"]),
     (("data.batch_size=0",), None, ["data.batch_size=0", "an integer > 0"]),
+    (("data=uea", "data.normalize=minmax"), None, ["data.normalize=minmax", "expected one of [none, series, channel]"]),
+    (("data=uea", "data.stride=0"), None, ["data.stride=0", "an integer > 0"]),
+    (("data=uea", "data.val_size=0.5", "data.name=Nope"), None, ["data.name=Nope", "timeseriesclassification.com"]),
+    (("data=uea", "data.val_size=1.5"), None, ["data.val_size=1.5", "a count (a whole number) or a fraction below 1"]),
+    (("data=uea", "data.name=GunPoint", "data.val_size=0.01"), None, ["data.val_size=0.01", "leaving both parts"]),
     (("data.val_size=5000",), None, ["data.val_size=5000", "below the training set size 2000"]),
     (
         ("data=mnist", "data.dataset=cifar10"),
