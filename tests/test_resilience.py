@@ -50,6 +50,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     result = run_cli(*LONG, "trainer.resume=true", f"hydra.run.dir={resumed}")
     assert result.returncode == 0, result.stderr
     assert "resumed from" in result.stdout
+    assert "took over" in result.stdout and "which ended without releasing it" in result.stdout  # the killed run's lock
     got = metrics_of(resumed)
     assert got["test_acc"] == expected["test_acc"] and got["epochs_completed"] == 4
     assert got["test_loss"] == pytest.approx(expected["test_loss"], abs=1e-6)
