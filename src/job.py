@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
 from src.atomic import BackgroundWriter
-from src.checkpoints import TrainState, checkpoint_bytes, load_compatible, restore, save_checkpoint
+from src.checkpoints import TrainState, checkpoint_bytes, load_latest, restore, save_checkpoint
 from src.data import SequenceData
 from src.errors import ConfigError
 from src.hparams import write_hparams
@@ -144,8 +144,8 @@ def train_job(
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    last_checkpoint = run_dir / "checkpoints" / "last.pt"
-    checkpoint = load_compatible(last_checkpoint, config) if cfg.trainer.resume and last_checkpoint.is_file() else None
+    found = load_latest(run_dir / "checkpoints", config) if cfg.trainer.resume else None
+    checkpoint, checkpoint_path = found or (None, None)
     if checkpoint and (done := finished_metrics(run_dir, cfg.trainer.epochs)):
         log.info("%s already finished (%s); nothing to resume", run_dir, done["status"])
         return done
@@ -170,7 +170,7 @@ def train_job(
         state = TrainState()
         if checkpoint:
             state = restore(checkpoint, model, optimizer, schedule, generator)
-            log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
+            log.info("resumed from %s at epoch %d, step %d", checkpoint_path, state.epoch, state.step)
         step = build_step(cfg, model, optimizer, schedule, data, device)  # after restore: it may move Adam's state
         log.info(
             "ready to train %.2f s after %s (imports, config, data on %s, model)",
