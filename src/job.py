@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from contextlib import nullcontext
@@ -28,12 +29,13 @@ from src.errors import ConfigError
 from src.hparams import write_hparams
 from src.models import format_parameters
 from src.precision import check_precision
+from src.preemption import Preempted, catch_stop_signals, preempted, stop_requested
 from src.results import final_metrics, finished_metrics, write_metrics
 from src.schedules import Schedule, build_schedule
 from src.schema import validate
 from src.scoring import draw_confusion, draw_predictions
 from src.steps import Step, make_capturable, make_step, use_cuda_graph
-from src.train import Diverged, fit
+from src.train import Diverged, Stopped, fit
 
 log = logging.getLogger(__name__)
 # Packed jobs share torch's global generator: seeding and drawing the initial weights happen in one go.
@@ -183,6 +185,7 @@ def train_job(
         with (
             SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer,
             BackgroundWriter() as files,
+            catch_stop_signals(),  # a stop signal only sets a flag, which the loop reads after each step
         ):
             writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
             writer.add_text(tags.PARAMETERS_TEXT, table)
@@ -209,10 +212,15 @@ def train_job(
                     patience=cfg.trainer.early_stopping_patience,
                     precision=cfg.trainer.precision,
                     on_epoch_end=checkpoint_now,
+                    should_stop=stop_requested,
                 )
             except Diverged as error:
                 status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
                 log.error("diverged: %s; the last good checkpoint is kept", error)
+            except Stopped:
+                checkpoint_now(state, False)
+                files.close()  # on disk before the process goes
+                raise stopped_here(state, data.num_batches("train"), run_dir) from None
             seconds = time.perf_counter() - training_started
             # Drawn once, at the end: matplotlib costs more than a small model's epoch.
             writer.add_image(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step, dataformats="HWC")
@@ -233,6 +241,17 @@ def train_job(
     write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))
     return metrics
+
+
+def stopped_here(state: TrainState, num_batches: int, run_dir: Path) -> Preempted:
+    """The exit of a run stopped by a signal, its mid-epoch checkpoint written."""
+    signum = stop_requested() or signal.SIGTERM
+    return preempted(
+        signum,
+        f"stopped by {signal.Signals(signum).name} after step {state.step} (epoch {state.epoch + 1}, batch "
+        f"{state.batch_in_epoch} of {num_batches}); {run_dir / 'checkpoints' / 'last.pt'} holds that step: "
+        "trainer.resume=true continues from it",
+    )
 
 
 def release_device_memory() -> None:
