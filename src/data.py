@@ -175,6 +175,7 @@ def load_images(
 ) -> SequenceData:
     """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
     tensors = load_decoded(dataset, root, download)
+    _check_splits(tensors, f"data.dataset={dataset} in data.root={root}")
     class_names = tuple(tensors["classes"])
     return _assemble(
         tensors["train_x"],
@@ -190,6 +191,16 @@ def load_images(
         normalize=normalize,
         split_seed=split_seed,
     )
+
+
+def _check_splits(tensors: dict, source: str) -> None:
+    """Refuse data no classifier can learn from or be scored on: an empty split, a single class."""
+    for split in ("train", "test"):
+        if len(tensors[f"{split}_y"]) == 0:
+            raise ValueError(f"{source}: the {split} split is empty; a run needs training and test examples")
+    classes = tensors["train_y"].unique().tolist()
+    if len(classes) < 2:
+        raise ValueError(f"{source}: the training split holds only class {classes[0]}; a classifier needs two or more")
 
 
 def make_synthetic(

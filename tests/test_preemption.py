@@ -1,6 +1,7 @@
 """Preemption loses at most one step: a stop signal mid-epoch writes a checkpoint of that step, the run
 exits 128+signum with one line, and trainer.resume=true ends where an uninterrupted run ends."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -107,3 +108,36 @@ def test_a_packed_sweep_stops_every_job_at_a_step_and_resumes(tmp_path, monkeypa
 
 def _text(path: Path) -> str:
     return path.read_text() if path.is_file() else ""
+
+
+def test_submitit_requeues_a_preempted_job_which_resumes_by_itself(tmp_path):
+    """submitit_local emulates Slurm's warning signal (USR2) and requeue; the job's lock names its process."""
+    expected = train_in_process(tmp_path / "whole", *LONG)
+    sweep_dir = tmp_path / "sweep"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "src.run", "-m", *LONG, "trainer.resume=true", "hydra/launcher=submitit_local"]
+        + [f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not _training(sweep_dir):
+        time.sleep(0.05)  # polling for the event (the log line), not a fixed wait
+    job = _training(sweep_dir)
+    assert job is not None, process.communicate()[1]
+    os.kill(int((job / "run.lock").read_text().split()[1]), signal.SIGUSR2)  # the job's own process
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    log = (job / "run.log").read_text()
+    assert "stopped by SIGUSR2 after step" in log and "resumed from" in log  # requeued, then resumed
+    same_results(metrics_of(job), expected)
+
+
+def _training(sweep_dir: Path) -> Path | None:
+    """The job directory whose run has logged its first evaluation (its handlers are in place)."""
+    for log in sweep_dir.glob("*/run.log"):
+        if "epoch 0:" in _text(log):
+            return log.parent
+    return None
