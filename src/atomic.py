@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call write(handle) on a temporary file in path's directory, fsync it, and rename it over path."""
+def write_atomically(path: Path, write: Callable[[BinaryIO], object], keep_previous: Path | None = None) -> None:
+    """Call write(handle) on a temporary file in path's directory, fsync it, and rename it over path;
+    with keep_previous, the file path held until then is first renamed to keep_previous."""
     # Per process and thread: parallel jobs and packed jobs may write the same file at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -24,6 +25,8 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_previous is not None and path.exists():  # only once the new file is whole on disk
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):  # where the directory cannot be made there is no temp file either
@@ -33,24 +36,29 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
         raise
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
+def write_bytes_atomically(path: Path, data: bytes, keep_previous: Path | None = None) -> None:
     """write_atomically for bytes already in memory."""
-    write_atomically(path, lambda handle: handle.write(data))
+    write_atomically(path, lambda handle: handle.write(data), keep_previous)
 
 
 class BackgroundWriter:
     """Writes files atomically on one thread of its own, in the order given, so that the disk's fsync
     never holds up the training thread (nor, in a packed sweep, the other jobs' GPU work).
 
-    `close` waits for every write and raises the first error.
+    `submit` raises the error of a write that has already failed (a full disk stops the run at its next
+    checkpoint, not at its end); `close` waits for every write and raises the first error.
     """
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
         self._pending: list[Future] = []
 
-    def submit(self, path: Path, data: bytes) -> None:
-        self._pending.append(self._pool.submit(write_bytes_atomically, path, data))
+    def submit(self, path: Path, data: bytes, keep_previous: Path | None = None) -> None:
+        for future in self._pending:
+            if future.done() and future.exception() is not None:
+                raise future.exception()
+        self._pending = [future for future in self._pending if not future.done()]
+        self._pending.append(self._pool.submit(write_bytes_atomically, path, data, keep_previous))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.errors import ConfigError
+from src.errors import ConfigError, one_line
 from src.report import failures_of, write_report
 
 
@@ -32,7 +32,10 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_report(sweep_dir)
+        try:
+            rows = write_report(sweep_dir)
+        except OSError as error:  # a full disk: one line naming the file, not Hydra's warning
+            sys.exit(f"error: {one_line(error)}")
         print(f"sweep report: {sweep_dir / 'summary.md'} ({len(rows)} jobs)")
         if message := failures_of(rows, sweep_dir):
             sys.exit(f"error: {message}")

@@ -2,6 +2,7 @@
 atomically off it (src/atomic.py)."""
 
 import io
+import logging
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,8 +13,23 @@ from torch import nn
 from src.atomic import BackgroundWriter
 from src.schedules import Schedule
 
+log = logging.getLogger(__name__)
+
 # Keys that may change between a run and its resumption; any other difference in model or data refuses.
 RESUMABLE_CHANGES = {"data": {"root", "download", "eval_batch_size"}, "model": set()}
+# What a checkpoint's layout is: 2 added the mid-epoch position; files without the key are format 1.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+# Where resume looks, newest first: the last checkpoint, the one it replaced, the best one.
+CANDIDATES = ("last.pt", "previous.pt", "best.pt")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a whole seqlab checkpoint of a format this version reads."""
+
+
+class UnknownFormat(CheckpointError):
+    """A seqlab checkpoint of a format this version does not read: refused, never skipped for an older one."""
 
 
 @dataclass
@@ -26,6 +42,10 @@ class TrainState:
     best_epoch: int = 0
     stopped_early: bool = False
     train_seconds: float = 0.0  # time spent in training epochs (steps), without evaluation or set-up
+    # Mid-epoch (a preempted run): batches of the current epoch already trained, and their sums so far.
+    batch_in_epoch: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_correct: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -39,6 +59,7 @@ def checkpoint_bytes(
 ) -> bytes:
     """The checkpoint of this moment, serialised: model, optimizer, scheduler, loop state, config, RNGs."""
     checkpoint = {
+        "format": FORMAT,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": schedule.scheduler.state_dict() if schedule is not None else None,
@@ -57,8 +78,9 @@ def checkpoint_bytes(
 
 
 def save_checkpoint(directory: Path, data: bytes, writer: BackgroundWriter, *, is_best: bool) -> None:
-    """Queue last.pt (and best.pt when the validation accuracy improved) on the background writer."""
-    writer.submit(directory / "last.pt", data)
+    """Queue last.pt (and best.pt when the validation accuracy improved) on the background writer; the
+    last.pt it replaces is kept as previous.pt, for a resume that finds the new one damaged."""
+    writer.submit(directory / "last.pt", data, keep_previous=directory / "previous.pt")
     if is_best:
         writer.submit(directory / "best.pt", data)
 
@@ -75,11 +97,51 @@ def _refuse_changes(saved: dict, config: dict, path: Path) -> None:
                 )
 
 
-def load_compatible(path: Path, config: dict) -> dict:
-    """Load a checkpoint to resume from; refuse one written for another model or data."""
-    checkpoint = torch.load(path, weights_only=False, map_location="cpu")
-    _refuse_changes(checkpoint["config"], config, path)
+def read_checkpoint(path: Path) -> dict:
+    """Load a whole seqlab checkpoint; CheckpointError (one line) for anything else."""
+    try:
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as error:  # torch's zip and pickle errors: a truncated or foreign file
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{path} is not a seqlab checkpoint, or not a whole one ({type(error).__name__}: {reason})"
+        ) from error
+    if not isinstance(checkpoint, dict) or not {"model", "config", "state"} <= set(checkpoint):
+        raise CheckpointError(f"{path} is not a seqlab checkpoint (written by src.run, with model, config and state)")
+    version = checkpoint.get("format", 1)
+    if version not in READABLE_FORMATS:
+        raise UnknownFormat(
+            f"{path} has checkpoint format {version!r}; this seqlab reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))}: use the seqlab that wrote it, or start over with "
+            "trainer.resume=false"
+        )
     return checkpoint
+
+
+def load_latest(directory: Path, config: dict) -> tuple[dict, Path] | None:
+    """The newest checkpoint in directory that reads back whole, and its path; None if there is none.
+
+    Refuses one written for another model or data, or of an unknown format; if every file is damaged,
+    one line names them and says to start over.
+    """
+    found = [directory / name for name in CANDIDATES if (directory / name).is_file()]
+    loaded, damaged = [], []
+    for path in found:
+        try:
+            loaded.append((read_checkpoint(path), path))
+        except UnknownFormat:
+            raise
+        except CheckpointError as error:
+            damaged.append(str(error))
+    if found and not loaded:
+        raise CheckpointError(f"trainer.resume: {'; '.join(damaged)}; start over with trainer.resume=false")
+    if not loaded:
+        return None
+    checkpoint, path = max(loaded, key=lambda item: item[0]["state"]["step"])  # first of equals: last.pt
+    _refuse_changes(checkpoint["config"], config, path)
+    why = f" because {'; '.join(damaged)}" if damaged else ""
+    log.info("resume: using %s, the newest checkpoint that reads back whole%s", path, why)
+    return checkpoint, path
 
 
 def restore(

@@ -98,13 +98,14 @@ class SequenceData:
         return x  # rows: (B, H, W)
 
     def batches(
-        self, split: str, shuffle: bool = False, generator: torch.Generator | None = None
+        self, split: str, shuffle: bool = False, generator: torch.Generator | None = None, first_batch: int = 0
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield (sequences (B, T, F), labels (B,)) for one pass over a split; the last batch may be short."""
+        """Yield (sequences (B, T, F), labels (B,)) for one pass over a split, from batch `first_batch` on
+        (a resumed epoch); the last batch may be short."""
         images, labels = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
         size = self.batch_size if split == "train" else self.eval_batch_size
         order = torch.randperm(len(labels), generator=generator).to(labels.device) if shuffle else None
-        for start in range(0, len(labels), size):
+        for start in range(first_batch * size, len(labels), size):
             index = slice(start, start + size) if order is None else order[start : start + size]
             # A no-op when the data lives on the device; else one uint8 copy a batch, scaled after it lands.
             batch_images = images[index].to(self.device, non_blocking=True)
@@ -174,6 +175,7 @@ def load_images(
 ) -> SequenceData:
     """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
     tensors = load_decoded(dataset, root, download)
+    _check_splits(tensors, f"data.dataset={dataset} in data.root={root}")
     class_names = tuple(tensors["classes"])
     return _assemble(
         tensors["train_x"],
@@ -189,6 +191,16 @@ def load_images(
         normalize=normalize,
         split_seed=split_seed,
     )
+
+
+def _check_splits(tensors: dict, source: str) -> None:
+    """Refuse data no classifier can learn from or be scored on: an empty split, a single class."""
+    for split in ("train", "test"):
+        if len(tensors[f"{split}_y"]) == 0:
+            raise ValueError(f"{source}: the {split} split is empty; a run needs training and test examples")
+    classes = tensors["train_y"].unique().tolist()
+    if len(classes) < 2:
+        raise ValueError(f"{source}: the training split holds only class {classes[0]}; a classifier needs two or more")
 
 
 def make_synthetic(

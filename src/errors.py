@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from src.preemption import Preempted
+
 
 class ConfigError(ValueError):
     """A config value that is not allowed: names the key, the value and what is allowed."""
@@ -46,11 +48,15 @@ def one_line(error: BaseException) -> str:
 
 
 def cli(app: Callable[[], Any]) -> None:
-    """Run a Hydra app; any error becomes one line and exit 1 (HYDRA_FULL_ERROR=1 shows the traceback)."""
+    """Run a Hydra app; any error becomes one line and exit 1 (HYDRA_FULL_ERROR=1 shows the traceback), a
+    preemption one line and exit 128+signum."""
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of its multi-line report
     try:
         app()
+    except Preempted as stop:  # its checkpoint is written; the exit status tells the scheduler which signal
+        print(f"error: {stop}", file=sys.stderr)
+        sys.exit(stop.code)
     except KeyboardInterrupt:
         print("error: interrupted; what was checkpointed is kept (trainer.resume=true continues it)", file=sys.stderr)
         sys.exit(130)  # the shell's convention for SIGINT

@@ -6,13 +6,13 @@ import logging
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from src import pictures
 from src.atomic import write_bytes_atomically
+from src.checkpoints import read_checkpoint
 from src.errors import ConfigError, cli
 from src.job import pick_device
 from src.scoring import draw_confusion, draw_predictions, evaluate, predict
@@ -36,9 +36,7 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
     """Rebuild the checkpoint's model and data, evaluate on the test set, write evaluation.json and pictures."""
     if not path.is_file():
         raise ConfigError("ckpt", str(path), "the path of a run's checkpoints/last.pt or best.pt")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(checkpoint, dict) or not {"model", "config", "state"} <= set(checkpoint):
-        raise ConfigError("ckpt", str(path), "a checkpoint written by src.run (with model, config and state)")
+    checkpoint = read_checkpoint(path)  # one line for a damaged, foreign or unknown-format file
     saved = checkpoint["config"]
     data_config = dict(saved["data"])
     if data_root:

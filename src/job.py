@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from contextlib import nullcontext
@@ -22,19 +23,20 @@ from torch.utils.tensorboard import SummaryWriter
 
 from src import tags
 from src.atomic import BackgroundWriter
-from src.checkpoints import TrainState, checkpoint_bytes, load_compatible, restore, save_checkpoint
+from src.checkpoints import TrainState, checkpoint_bytes, load_latest, restore, save_checkpoint
 from src.data import SequenceData
 from src.errors import ConfigError
 from src.hparams import write_hparams
 from src.models import format_parameters
 from src.precision import check_precision
+from src.preemption import Preempted, catch_stop_signals, preempted, stop_requested
 from src.results import final_metrics, finished_metrics, write_metrics
 from src.schedules import Schedule, build_schedule
 from src.schema import validate
 from src.scoring import draw_confusion, draw_predictions
 from src.series import SeriesData
 from src.steps import Step, make_capturable, make_step, use_cuda_graph
-from src.train import Diverged, fit
+from src.train import Diverged, Stopped, fit
 
 log = logging.getLogger(__name__)
 # Packed jobs share torch's global generator: seeding and drawing the initial weights happen in one go.
@@ -149,8 +151,8 @@ def train_job(
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    last_checkpoint = run_dir / "checkpoints" / "last.pt"
-    checkpoint = load_compatible(last_checkpoint, config) if cfg.trainer.resume and last_checkpoint.is_file() else None
+    found = load_latest(run_dir / "checkpoints", config) if cfg.trainer.resume else None
+    checkpoint, checkpoint_path = found or (None, None)
     if checkpoint and (done := finished_metrics(run_dir, cfg.trainer.epochs)):
         log.info("%s already finished (%s); nothing to resume", run_dir, done["status"])
         return done
@@ -175,7 +177,7 @@ def train_job(
         state = TrainState()
         if checkpoint:
             state = restore(checkpoint, model, optimizer, schedule, generator)
-            log.info("resumed from %s at epoch %d, step %d", last_checkpoint, state.epoch, state.step)
+            log.info("resumed from %s at epoch %d, step %d", checkpoint_path, state.epoch, state.step)
         step = build_step(cfg, model, optimizer, schedule, data, device)  # after restore: it may move Adam's state
         log.info(
             "ready to train %.2f s after %s (imports, config, data on %s, model)",
@@ -188,6 +190,7 @@ def train_job(
         with (
             SummaryWriter(str(run_dir), purge_step=state.step + 1 if state.step else None) as writer,
             BackgroundWriter() as files,
+            catch_stop_signals(),  # a stop signal only sets a flag, which the loop reads after each step
         ):
             writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
             writer.add_text(tags.PARAMETERS_TEXT, table)
@@ -214,10 +217,15 @@ def train_job(
                     patience=cfg.trainer.early_stopping_patience,
                     precision=cfg.trainer.precision,
                     on_epoch_end=checkpoint_now,
+                    should_stop=stop_requested,
                 )
             except Diverged as error:
                 status, diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
                 log.error("diverged: %s; the last good checkpoint is kept", error)
+            except Stopped:
+                checkpoint_now(state, False)
+                files.close()  # on disk before the process goes
+                raise stopped_here(state, data.num_batches("train"), run_dir) from None
             seconds = time.perf_counter() - training_started
             # Drawn once, at the end: matplotlib costs more than a small model's epoch.
             writer.add_image(tags.PREDICTIONS, draw_predictions(model, data, run_dir), state.step, dataformats="HWC")
@@ -238,6 +246,17 @@ def train_job(
     write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))
     return metrics
+
+
+def stopped_here(state: TrainState, num_batches: int, run_dir: Path) -> Preempted:
+    """The exit of a run stopped by a signal, its mid-epoch checkpoint written."""
+    signum = stop_requested() or signal.SIGTERM
+    return preempted(
+        signum,
+        f"stopped by {signal.Signals(signum).name} after step {state.step} (epoch {state.epoch + 1}, batch "
+        f"{state.batch_in_epoch} of {num_batches}); {run_dir / 'checkpoints' / 'last.pt'} holds that step: "
+        "trainer.resume=true continues from it",
+    )
 
 
 def release_device_memory() -> None:

@@ -17,6 +17,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from src.preemption import catch_stop_signals
+
 log = logging.getLogger(__name__)
 
 GPU_JOBS_PER_DEVICE = 8
@@ -87,7 +89,8 @@ class PackedLauncher(Launcher):
         Singleton._instances[HydraConfig] = ThreadLocalHydraConfig.replacing(original)
         try:
             configure_log(console_logging(self.config), self.config.hydra.verbose)
-            with ThreadPoolExecutor(workers, thread_name_prefix="job") as pool:
+            # Signal handlers live in the main thread: a stop signal reaches every job thread through the flag.
+            with catch_stop_signals(), ThreadPoolExecutor(workers, thread_name_prefix="job") as pool:
                 return list(pool.map(self.run, configs))
         finally:
             Singleton._instances[HydraConfig] = original

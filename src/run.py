@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from src.errors import cli, one_line
 from src.results import failed_metrics, sweep_score, write_metrics
+from src.runlock import hold_run_dir
 from src.schema import register_schemas
 
 log = logging.getLogger(__name__)
@@ -37,23 +38,26 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     # joblib's processes or a packed sweep's threads share the cores.
     parallel_jobs = hydra_config.launcher.get("n_jobs") or hydra_config.launcher.get("jobs_per_device")
-    try:
-        metrics = train_job(
-            cfg,
-            run_dir,
-            parallel_jobs=parallel_jobs,
-            job_num=hydra_config.job.num if in_sweep else None,
-            process_started=STARTED,
-        )
-    except Exception as error:
-        if not in_sweep:
-            raise
-        # In a sweep a failed job is recorded and the others go on; the sweep report lists every failure.
-        log.error("job failed: %s", one_line(error))
-        metrics = failed_metrics(one_line(error))
-        write_metrics(metrics, run_dir)
-    finally:
-        release_device_memory()
+    # One writer per directory: refused here (RunDirBusy, one line naming the holder) before anything is
+    # written, not recorded as a failed job, which would overwrite the running job's metrics.json.
+    with hold_run_dir(run_dir):
+        try:
+            metrics = train_job(
+                cfg,
+                run_dir,
+                parallel_jobs=parallel_jobs,
+                job_num=hydra_config.job.num if in_sweep else None,
+                process_started=STARTED,
+            )
+        except Exception as error:
+            if not in_sweep:
+                raise
+            # In a sweep a failed job is recorded and the others go on; the sweep report lists every failure.
+            log.error("job failed: %s", one_line(error))
+            metrics = failed_metrics(one_line(error))
+            write_metrics(metrics, run_dir)
+        finally:
+            release_device_memory()
     return sweep_score(metrics)
 
 

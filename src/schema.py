@@ -164,12 +164,21 @@ def _positive(section: DictConfig, prefix: str, *keys: str, optional: bool = Fal
         )
 
 
+def _check_synthetic(data: DictConfig) -> None:
+    """Values that would generate a degenerate task, refused before any data is made."""
+    _positive(data, "data", "num_train", "num_test", "seq_len", "input_size")
+    require(data.num_classes >= 2, "data.num_classes", data.num_classes, "an integer >= 2 (a classifier needs two)")
+    require(data.noise >= 0, "data.noise", data.noise, "a number >= 0 (the noise's standard deviation)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the ranges of a composed config; raise ConfigError on the first bad value."""
     model, data, trainer = cfg.model, cfg.data, cfg.trainer
     _positive(model, "model", "hidden_size", "num_layers")
     require(0 <= model.dropout < 1, "model.dropout", model.dropout, "a number in [0, 1)")
     _positive(data, "data", "batch_size", "eval_batch_size")
+    if data.get("_target_") == SyntheticSchema._target_:
+        _check_synthetic(data)
     require(
         data.val_size > 0, "data.val_size", data.val_size, "an integer > 0 (model selection needs a validation set)"
     )

@@ -34,6 +34,11 @@ class Diverged(RuntimeError):
         self.epoch, self.step = epoch, step
 
 
+class Stopped(Exception):
+    """The job asked the loop to stop (a preemption signal) after a step; the state says where, and the
+    shuffle generator is back at the epoch's start, so that a resume redraws the epoch's order."""
+
+
 def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> None:
     """Raise Diverged if the loss is NaN/inf or above max_loss (None: no ceiling)."""
     if not math.isfinite(loss) or (max_loss is not None and loss > max_loss):
@@ -52,15 +57,22 @@ def train_one_epoch(
     writer: SummaryWriter | None,
     progress: bool,
     schedule: Schedule | None = None,
+    should_stop: Callable[[], object] | None = None,
 ) -> tuple[float, float]:
-    """Train over one shuffled pass of the training split; return its mean loss and accuracy."""
+    """Train over one shuffled pass of the training split; return its mean loss and accuracy.
+
+    A state stopped mid-epoch (state.batch_in_epoch > 0) continues that epoch where it stopped. When
+    should_stop() is true after a step, the state records the position and Stopped is raised."""
     model.train()
-    # Sums stay on the device so the loop never waits for the GPU except at logging steps.
-    loss_sum = torch.zeros((), device=data.device)
-    correct = torch.zeros((), device=data.device, dtype=torch.long)
-    batches = data.batches("train", shuffle=True, generator=generator)
+    shuffle_start = generator.get_state()  # the epoch's order is drawn from here
+    # Sums stay on the device so the loop never waits for the GPU except at logging steps; a resumed
+    # epoch starts from the sums saved with it (float32 values, restored exactly).
+    loss_sum = torch.tensor(state.epoch_loss_sum, device=data.device)
+    correct = torch.tensor(state.epoch_correct, device=data.device, dtype=torch.long)
+    batches = data.batches("train", shuffle=True, generator=generator, first_batch=state.batch_in_epoch)
     bar = tqdm(
         batches,
+        initial=state.batch_in_epoch,
         total=data.num_batches("train"),
         desc=f"epoch {state.epoch + 1}",
         leave=False,
@@ -80,6 +92,12 @@ def train_one_epoch(
             if writer is not None:
                 writer.add_scalar(tags.TRAIN_LOSS_STEP, value, state.step)
             bar.set_postfix(loss=f"{value:.4f}")
+        state.batch_in_epoch += 1
+        if should_stop is not None and should_stop():
+            state.epoch_loss_sum, state.epoch_correct = loss_sum.item(), int(correct.item())
+            generator.set_state(shuffle_start)
+            raise Stopped
+    state.batch_in_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
     count = len(data.train_y)
     mean_loss = loss_sum.item() / count
     check_loss(mean_loss, max_loss, state.epoch + 1, state.step)
@@ -103,10 +121,11 @@ def fit(
     patience: int | None = None,
     precision: str = "fp32",
     on_epoch_end: EpochEnd | None = None,
+    should_stop: Callable[[], object] | None = None,
 ) -> TrainState:
     """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
-    val and test and calling `on_epoch_end` after each epoch."""
-    if state.epoch == 0:
+    val and test and calling `on_epoch_end` after each epoch; raise Stopped once should_stop() is true."""
+    if state.step == 0:  # not on resuming, even within the first epoch
         _log_epoch(writer, state, _evaluate_all(model, data, precision))
     progress = progress and sys.stdout.isatty()
     while state.epoch < epochs and not state.stopped_early:
@@ -122,6 +141,7 @@ def fit(
             writer=writer,
             progress=progress,
             schedule=schedule,
+            should_stop=should_stop,
         )
         seconds = time.perf_counter() - started  # the epoch's steps: train_loss.item() waited for the last
         state.epoch += 1

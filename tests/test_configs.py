@@ -10,10 +10,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, compose_config, write_idx
+from conftest import CONF, compose_config, easy_images, write_idx
 from src.choices import Cell, GraphMode, Precision
 from src.data import SequenceData
 from src.errors import ConfigError, one_line
+from src.image_files import CACHE_NAME
 from src.job import train_job
 from src.models import RecurrentClassifier
 from src.schedules import Schedule, build_schedule
@@ -185,6 +186,19 @@ def truncated(root: Path) -> None:
     (root / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(data[: len(data) // 2]))
 
 
+def empty_test_split(root: Path) -> None:
+    """A decoded cache with no test images (torchvision refuses an empty IDX file before we see it)."""
+    images, labels = easy_images(600, 1)
+    empty = {"test_x": images[:0], "test_y": labels[:0], "classes": [str(k) for k in range(10)]}
+    (root / "MNIST").mkdir()
+    torch.save({"train_x": images, "train_y": labels, **empty}, root / "MNIST" / CACHE_NAME)
+
+
+def one_class(root: Path) -> None:
+    labels = gzip.decompress((root / "train-labels-idx1-ubyte.gz").read_bytes())
+    (root / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels[:8] + bytes(len(labels) - 8)))
+
+
 IDX = ("data=mnist", "data.root={root}", "data.download=false", "data.val_size=100")
 BAD_INPUTS = [
     # (overrides, how to spoil the IDX files or None, what the one line must contain)
@@ -214,6 +228,11 @@ BAD_INPUTS = [
     (("data=uea", "data.val_size=1.5"), None, ["data.val_size=1.5", "a count (a whole number) or a fraction below 1"]),
     (("data=uea", "data.name=GunPoint", "data.val_size=0.01"), None, ["data.val_size=0.01", "leaving both parts"]),
     (("data.val_size=5000",), None, ["data.val_size=5000", "below the training set size 2000"]),
+    (("data.num_classes=1",), None, ["data.num_classes=1", "an integer >= 2"]),
+    (("data.seq_len=0",), None, ["data.seq_len=0", "an integer > 0"]),
+    (("data.noise=-0.5",), None, ["data.noise=-0.5", "a number >= 0"]),
+    (("data.num_train=0",), None, ["data.num_train=0", "an integer > 0"]),
+    (("data.num_test=0",), None, ["data.num_test=0", "an integer > 0"]),
     (
         ("data=mnist", "data.dataset=cifar10"),
         None,
@@ -244,6 +263,8 @@ BAD_INPUTS = [
     (IDX, corrupt_magic, ["train-images-idx3-ubyte", "cannot decode"]),
     (IDX, truncated, ["t10k-images-idx3-ubyte", "cannot decode"]),
     (IDX, mismatched_lengths, ["MNIST/raw", "images (600) and labels (500) differ"]),
+    (IDX, empty_test_split, ["data.dataset=mnist in data.root=", "the test split is empty"]),
+    (IDX, one_class, ["data.dataset=mnist in data.root=", "the training split holds only class 0"]),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, metrics_of, sweep_in_process, train_in_process
+from conftest import ROOT, metrics_of, run_cli, sweep_in_process, train_in_process
 
 # About half a second per epoch on 2 cores: the kill comes well before the last of 4 epochs.
 LONG = (
@@ -42,14 +42,16 @@ def kill_after_first_checkpoint(run_dir: Path) -> None:
     assert not (run_dir / "metrics.json").exists()
 
 
-def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, caplog):
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     expected = train_in_process(whole, *LONG)
-    kill_after_first_checkpoint(resumed)  # the real CLI, killed for real; the resumption runs in-process
+    kill_after_first_checkpoint(resumed)
     assert torch.load(resumed / "checkpoints" / "last.pt", weights_only=False)["state"]["epoch"] >= 1
-    with caplog.at_level("INFO"):
-        got = train_in_process(resumed, *LONG, "trainer.resume=true")
-    assert "resumed from" in caplog.text and got == metrics_of(resumed)
+    result = run_cli(*LONG, "trainer.resume=true", f"hydra.run.dir={resumed}")
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stdout
+    assert "took over" in result.stdout and "which ended without releasing it" in result.stdout  # the killed run's lock
+    got = metrics_of(resumed)
     assert got["test_acc"] == expected["test_acc"] and got["epochs_completed"] == 4
     assert got["test_loss"] == pytest.approx(expected["test_loss"], abs=1e-6)
     assert got["best_val_acc"] == expected["best_val_acc"]
