@@ -1,5 +1,6 @@
 """What people would rather look at than read: a grid of predictions and a confusion matrix."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from src import tags
 from src.atomic import write_atomically
 
 GRID = 5  # a GRID x GRID panel of test images, as in the reference recipe
@@ -95,3 +97,29 @@ def render(figure, path: Path, dpi: int = 80) -> np.ndarray:
     pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
     write_atomically(path, lambda handle: Image.fromarray(pixels).save(handle, format="PNG"))
     return pixels
+
+
+def learning_curves(history: list[dict[str, float]]):
+    """Loss and accuracy of each split against the epoch (epoch 0: before training), side by side."""
+    figure = _figure(9, 3.4)
+    panels = (
+        ("cross-entropy", (tags.TRAIN_LOSS, tags.VAL_LOSS, tags.TEST_LOSS)),
+        ("accuracy", (tags.TRAIN_ACC, tags.VAL_ACC, tags.TEST_ACC)),
+    )
+    for axis, (label, split_tags) in zip(figure.subplots(1, 2), panels, strict=True):
+        for tag, style in zip(split_tags, ("-o", "-s", "--"), strict=True):
+            points = [(row[tags.EPOCH], row[tag]) for row in history if tag in row]
+            if points:
+                axis.plot(*zip(*points, strict=True), style, label=tag.split("/")[0], markersize=4)
+        axis.set(xlabel="epoch", ylabel=label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def png(figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes, for a notebook to show inline."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
