@@ -35,14 +35,15 @@ def predict(model: nn.Module, data: SequenceData, split: str) -> torch.Tensor:
 
 
 def draw_predictions(model: nn.Module, data: SequenceData, run_dir: Path) -> np.ndarray:
-    """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes;
-    returns its pixels (H, W, 3)."""
+    """predictions.png: the first 25 test images (the same in every run of a dataset) with the names of
+    their predicted and true classes; returns its pixels (H, W, 3)."""
     count = pictures.GRID * pictures.GRID
     images, labels = data.test_x[:count].to(data.device), data.test_y[:count]
     with torch.inference_mode():
         model.eval()
         predicted = model(data.as_sequences(images)).argmax(dim=1)
-    return pictures.render(pictures.prediction_grid(images, predicted.cpu(), labels.cpu()), run_dir / "predictions.png")
+    grid = pictures.prediction_grid(images, predicted.cpu(), labels.cpu(), data.class_names)
+    return pictures.render(grid, run_dir / "predictions.png")
 
 
 def draw_confusion(model: nn.Module, data: SequenceData, run_dir: Path) -> np.ndarray:
