@@ -105,7 +105,7 @@ def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
         "hydra.sweeper.n_trials=2",
         f"hydra.sweeper.storage={storage}",
     )
-    # A new seed for the second session: the same one would propose the first session's trials again.
+    # A new seed for the second run of the study: the same one would propose the first run's trials again.
     second_rows = sweep_rows(
         tmp_path / "second",
         *TINY,
