@@ -59,17 +59,21 @@ class Run:
         return pictures.png(self.plot_history())
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: the headline figures, the learning curves and the prediction grid."""
-        figures = ", ".join(f"{key} {self.metrics.get(key)}" for key in ("test_acc", "val_acc", "status"))
-        images = [self._curves_png]
+        """Jupyter's view: the headline figures, then the learning curves beside the prediction grid."""
+        shown = {key: self.metrics.get(key) for key in ("test_acc", "best_val_acc", "epochs_completed", "status")}
+        figures = ", ".join(
+            f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}" for key, value in shown.items()
+        )
+        images = [(self._curves_png, 58)]
         grid = self.run_dir / "predictions.png"
         if grid.is_file():
-            images.append(grid.read_bytes())
+            images.append((grid.read_bytes(), 38))
         tags = "".join(
-            f'<img src="data:image/png;base64,{base64.b64encode(image).decode()}" style="max-width:48%">'
-            for image in images
+            f'<img src="data:image/png;base64,{base64.b64encode(image).decode()}" style="width:{width}%">'
+            for image, width in images
         )
-        return f"<p><b>{self.run_dir}</b>: {figures}</p><div>{tags}</div>"
+        row = "display:flex;gap:1em;align-items:flex-start"
+        return f'<p><b>{self.run_dir}</b>: {figures}</p><div style="{row}">{tags}</div>'
 
 
 def compose_config(*overrides: str) -> DictConfig:

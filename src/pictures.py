@@ -109,6 +109,8 @@ def render(figure, path: Path, dpi: int = 80) -> np.ndarray:
 
 def learning_curves(history: list[dict[str, float]]):
     """Loss and accuracy of each split against the epoch (epoch 0: before training), side by side."""
+    from matplotlib.ticker import MaxNLocator
+
     figure = _figure(9, 3.4)
     panels = (
         ("cross-entropy", (tags.TRAIN_LOSS, tags.VAL_LOSS, tags.TEST_LOSS)),
@@ -120,6 +122,7 @@ def learning_curves(history: list[dict[str, float]]):
             if points:
                 axis.plot(*zip(*points, strict=True), style, label=tag.split("/")[0], markersize=4)
         axis.set(xlabel="epoch", ylabel=label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
