@@ -150,7 +150,7 @@ def train_job(
 ) -> dict:
     """Build everything from the config, train (or resume), draw the pictures and write metrics.json.
 
-    `swept`: in a sweep, the keys the job's overrides set (and their values), led with in HPARAMS."""
+    `swept`: in a sweep, the keys it varies with this job's values (src.run.swept_keys): HPARAMS leads with them."""
     # A single run counts its start-up from the process's start; a sweep's job from its own start.
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
