@@ -25,7 +25,7 @@ from src import tags
 from src.atomic import BackgroundWriter
 from src.checkpoints import TrainState, checkpoint_bytes, load_latest, restore, save_checkpoint
 from src.data import SequenceData
-from src.errors import ConfigError
+from src.errors import ConfigError, naming_key
 from src.hparams import write_hparams
 from src.models import format_parameters
 from src.precision import check_precision
@@ -96,15 +96,19 @@ def build_training(
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
     """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device;
     seq_len is None for series of different lengths."""
-    with INIT_LOCK:
+    # Values that compose but that torch refuses are reported under their config key.
+    sections = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in ("model", "optimizer", "scheduler")}
+    with INIT_LOCK, naming_key("model", sections["model"]):
         torch.manual_seed(cfg.seed)
         model = instantiate(
             cfg.model, input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
         ).to(device)
     check_precision(model, data.seq_len or 1, data.input_size, device, cfg.trainer.precision)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    scheduler_config = OmegaConf.to_container(cfg.scheduler, resolve=True)
-    schedule = build_schedule(scheduler_config, optimizer, cfg.trainer.epochs * data.num_batches("train"))
+    with naming_key("optimizer", sections["optimizer"]):
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+    with naming_key("scheduler", sections["scheduler"]):
+        total_steps = cfg.trainer.epochs * data.num_batches("train")
+        schedule = build_schedule(sections["scheduler"], optimizer, total_steps)
     return model, optimizer, schedule
 
 
@@ -144,9 +148,16 @@ def own_stream(device: torch.device) -> torch.cuda.StreamContext | nullcontext:
 
 
 def train_job(
-    cfg: DictConfig, run_dir: Path, parallel_jobs: int | None, job_num: int | None, process_started: float
+    cfg: DictConfig,
+    run_dir: Path,
+    parallel_jobs: int | None,
+    job_num: int | None,
+    process_started: float,
+    swept: dict[str, str] | None = None,
 ) -> dict:
-    """Build everything from the config, train (or resume), draw the pictures and write metrics.json."""
+    """Build everything from the config, train (or resume), draw the pictures and write metrics.json.
+
+    `swept`: in a sweep, the keys it varies with this job's values (src.run.swept_keys): HPARAMS leads with them."""
     # A single run counts its start-up from the process's start; a sweep's job from its own start.
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
@@ -194,7 +205,7 @@ def train_job(
         ):
             writer.add_text(tags.CONFIG_TEXT, f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
             writer.add_text(tags.PARAMETERS_TEXT, table)
-            write_hparams(writer, config)
+            write_hparams(writer, config, swept or {})
 
             def checkpoint_now(state: TrainState, is_best: bool) -> None:
                 data_bytes = checkpoint_bytes(model, optimizer, schedule, state, generator, config)

@@ -1,5 +1,6 @@
 """What people would rather look at than read: a grid of predictions and a confusion matrix."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from src import tags
 from src.atomic import write_atomically
 
 GRID = 5  # a GRID x GRID panel of test images, as in the reference recipe
@@ -23,19 +25,20 @@ def _figure(width: float, height: float):
     return figure
 
 
-def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
-    """GRID x GRID images (N, H, W) titled "Pred: p / Label: y"; mistakes in red with a red frame.
+def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor, class_names: tuple[str, ...]):
+    """GRID x GRID images (N, H, W) titled with the predicted and true class names ("Pred: Pullover",
+    "Label: Coat", on two lines: long names fit); mistakes in red with a red frame.
 
     One axes showing a mosaic, not 25 subplots: it draws in a fifth of the time, and it is drawn
-    every epoch of every job of a sweep.
+    at the end of every job of a sweep.
     """
     from matplotlib.patches import Rectangle
 
     count, height, width = images.shape
-    gap, title = 2, 9  # pixels between tiles, and above each tile for its title
+    gap, title = 2, 12  # pixels between tiles, and above each tile for its two-line title
     cell_h, cell_w = height + gap + title, width + gap
     mosaic = torch.full((GRID * cell_h, GRID * cell_w), float("nan"))
-    figure = _figure(8, 8.6)
+    figure = _figure(7, 10.1)
     axis = figure.subplots()
     for index, (image, predicted, label) in enumerate(
         zip(images.cpu().float(), predictions.tolist(), labels.tolist(), strict=True)
@@ -46,10 +49,11 @@ def prediction_grid(images: Tensor, predictions: Tensor, labels: Tensor):
         axis.text(
             left + width / 2,
             top - 1.5,
-            f"Pred: {predicted} / Label: {label}",
+            f"Pred: {class_names[predicted]}\nLabel: {class_names[label]}",
             ha="center",
             va="bottom",
             fontsize=9,
+            linespacing=1.1,
             color="red" if wrong else "black",
         )
         if wrong:
@@ -97,9 +101,13 @@ def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int) -> T
 
 
 def confusion_figure(counts: Tensor, class_names: tuple[str, ...]):
-    """The confusion matrix as a heat map with counts, rows true classes, columns predicted ones."""
+    """The confusion matrix as a heat map with counts, rows true classes, columns predicted ones, named.
+
+    Sized to TensorBoard's default image card (about 340 pixels wide), so it is read there unscaled.
+    """
     size = len(class_names)
-    figure = _figure(1.0 + 0.6 * size, 0.8 + 0.6 * size)
+    side = max(3.2, 0.9 + 0.34 * size)  # inches at 80 dpi: 10 classes give 344 pixels
+    figure = _figure(side + 0.2, side)
     axis = figure.subplots()
     axis.imshow(counts.numpy(), cmap="Blues")
     for true in range(size):
@@ -107,11 +115,13 @@ def confusion_figure(counts: Tensor, class_names: tuple[str, ...]):
             value = int(counts[true, predicted])
             color = "white" if value > counts.max() / 2 else "black"
             axis.text(predicted, true, str(value), ha="center", va="center", fontsize=7, color=color)
-    axis.set_xticks(range(size), class_names, rotation=45, ha="right", fontsize=8)
+    axis.set_xticks(range(size), class_names, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
     axis.set_yticks(range(size), class_names, fontsize=8)
     accuracy = counts.diag().sum().item() / max(counts.sum().item(), 1)
-    axis.set(xlabel="predicted", ylabel="true", title=f"test accuracy {accuracy:.4f}")
-    figure.tight_layout()
+    axis.set_xlabel("predicted", fontsize=8)
+    axis.set_ylabel("true", fontsize=8)
+    axis.set_title(f"test accuracy {accuracy:.4f}", fontsize=9)
+    figure.tight_layout(pad=0.3)
     return figure
 
 
@@ -122,3 +132,32 @@ def render(figure, path: Path, dpi: int = 80) -> np.ndarray:
     pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
     write_atomically(path, lambda handle: Image.fromarray(pixels).save(handle, format="PNG"))
     return pixels
+
+
+def learning_curves(history: list[dict[str, float]]):
+    """Loss and accuracy of each split against the epoch (epoch 0: before training), side by side."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(9, 3.4)
+    panels = (
+        ("cross-entropy", (tags.TRAIN_LOSS, tags.VAL_LOSS, tags.TEST_LOSS)),
+        ("accuracy", (tags.TRAIN_ACC, tags.VAL_ACC, tags.TEST_ACC)),
+    )
+    for axis, (label, split_tags) in zip(figure.subplots(1, 2), panels, strict=True):
+        for tag, style in zip(split_tags, ("-o", "-s", "--"), strict=True):
+            points = [(row[tags.EPOCH], row[tag]) for row in history if tag in row]
+            if points:
+                axis.plot(*zip(*points, strict=True), style, label=tag.split("/")[0], markersize=4)
+        axis.set(xlabel="epoch", ylabel=label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def png(figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes, for a notebook to show inline."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

@@ -13,16 +13,40 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from src.errors import cli, one_line
+from src.errors import cli, one_line, stop
 from src.results import failed_metrics, sweep_score, write_metrics
 from src.runlock import hold_run_dir
 from src.schema import register_schemas
 
 log = logging.getLogger(__name__)
 register_schemas()
+
+
+def swept_keys(hydra_config: DictConfig) -> dict[str, str]:
+    """The keys this job's sweep varies, with this job's values: those the command line gives several
+    values (`a,b`, `range(...)`, as the sweep's multirun.yaml records it) and those the sweeper chooses
+    (`hydra.sweeper.params`, Optuna's); all of the job's own overrides where neither is recorded. Keys
+    that are not part of what a job is (those its directory name leaves out) are not counted."""
+    excluded = set(hydra_config.job.config.override_dirname.exclude_keys)
+    own = {
+        o.key_or_group: o.get_value_element_as_str()
+        for o in OverridesParser.create().parse_overrides(list(hydra_config.overrides.task))
+    }
+    varied = set(hydra_config.sweeper.get("params") or {})
+    record = Path(hydra_config.sweep.dir) / "multirun.yaml"
+    if record.is_file():  # written by Hydra's basic sweeper before it starts any job
+        command_line = OmegaConf.load(record).hydra.overrides.task
+        varied |= {
+            o.key_or_group
+            for o in OverridesParser.create().parse_overrides(list(command_line))
+            if o.is_sweep_override()
+        }
+    keys = varied or set(own)
+    return {key: value for key, value in own.items() if key in keys and key not in excluded}
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -40,24 +64,30 @@ def main(cfg: DictConfig) -> float:
     parallel_jobs = hydra_config.launcher.get("n_jobs") or hydra_config.launcher.get("jobs_per_device")
     # One writer per directory: refused here (RunDirBusy, one line naming the holder) before anything is
     # written, not recorded as a failed job, which would overwrite the running job's metrics.json.
-    with hold_run_dir(run_dir):
-        try:
-            metrics = train_job(
-                cfg,
-                run_dir,
-                parallel_jobs=parallel_jobs,
-                job_num=hydra_config.job.num if in_sweep else None,
-                process_started=STARTED,
-            )
-        except Exception as error:
-            if not in_sweep:
-                raise
-            # In a sweep a failed job is recorded and the others go on; the sweep report lists every failure.
-            log.error("job failed: %s", one_line(error))
-            metrics = failed_metrics(one_line(error))
-            write_metrics(metrics, run_dir)
-        finally:
-            release_device_memory()
+    try:
+        with hold_run_dir(run_dir):
+            try:
+                metrics = train_job(
+                    cfg,
+                    run_dir,
+                    parallel_jobs=parallel_jobs,
+                    job_num=hydra_config.job.num if in_sweep else None,
+                    process_started=STARTED,
+                    swept=swept_keys(hydra_config) if in_sweep else None,
+                )
+            except Exception as error:
+                if not in_sweep:
+                    raise
+                # In a sweep a failed job is recorded and the others go on; the sweep report lists every failure.
+                log.error("job failed: %s", one_line(error))
+                metrics = failed_metrics(one_line(error))
+                write_metrics(metrics, run_dir)
+            finally:
+                release_device_memory()
+    except Exception as error:
+        if in_sweep:
+            raise
+        stop(error)  # one line, without Hydra's "Error executing job with overrides" before it
     return sweep_score(metrics)
 
 

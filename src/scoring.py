@@ -38,8 +38,8 @@ def predict(model: nn.Module, data: SequenceData | SeriesData, split: str) -> to
 
 
 def draw_predictions(model: nn.Module, data: SequenceData | SeriesData, run_dir: Path) -> np.ndarray:
-    """predictions.png: the first 25 test images (the same every epoch) with predicted and true classes;
-    returns its pixels (H, W, 3)."""
+    """predictions.png: the first 25 test images or series (the same in every run of a dataset) with the
+    names of their predicted and true classes; returns its pixels (H, W, 3)."""
     count = pictures.GRID * pictures.GRID
     if isinstance(data, SeriesData):
         return draw_series_predictions(model, data, run_dir, count)
@@ -47,7 +47,8 @@ def draw_predictions(model: nn.Module, data: SequenceData | SeriesData, run_dir:
     with torch.inference_mode():
         model.eval()
         predicted = model(data.as_sequences(images)).argmax(dim=1)
-    return pictures.render(pictures.prediction_grid(images, predicted.cpu(), labels.cpu()), run_dir / "predictions.png")
+    grid = pictures.prediction_grid(images, predicted.cpu(), labels.cpu(), data.class_names)
+    return pictures.render(grid, run_dir / "predictions.png")
 
 
 @torch.inference_mode()

@@ -76,14 +76,17 @@ class SeriesData:
         return replace(self, device=device, **moved)
 
     def batches(
-        self, split: str, shuffle: bool = False, generator: torch.Generator | None = None
+        self, split: str, shuffle: bool = False, generator: torch.Generator | None = None, first_batch: int = 0
     ) -> Iterator[tuple[Tensor | Padded, Tensor]]:
         """Yield (sequences (B, T_b, F) or Padded, labels (B,)) for one pass over a split, T_b the batch's
-        longest series; evaluation keeps the split's order, so predictions line up with its labels."""
+        longest series, from batch `first_batch` on (a resumed epoch: the same order is drawn, then the
+        batches already trained on are skipped); evaluation keeps the split's order, so predictions line
+        up with its labels."""
         values, lengths, labels = (getattr(self, f"{split}_{part}") for part in ("x", "lengths", "y"))
         order, sizes = self._order(lengths, self._size(split), shuffle, generator)
         on_device = order.to(values.device)  # one copy of the whole order, not one per batch
-        for index, device_index in zip(order.split(sizes), on_device.split(sizes), strict=True):
+        pairs = list(zip(order.split(sizes), on_device.split(sizes), strict=True))[first_batch:]
+        for index, device_index in pairs:
             batch_lengths = lengths[index]
             steps = int(batch_lengths.max())  # read on the CPU: no wait for the device
             x = values[device_index, :steps].to(self.device, non_blocking=True)  # (B, T_b, F)

@@ -28,8 +28,11 @@ EPOCH_TAGS = (
 # Logged once at the end of a run, for the HPARAMS dashboard.
 FINAL_BEST_VAL_ACC = "final/best_val_acc"
 FINAL_SECONDS = "final/seconds"
-PREDICTIONS = "predictions"  # image: a 5x5 grid of test images, every epoch
-CONFUSION = "confusion"  # image: the test confusion matrix, at the end
+# Images, drawn once at the end. TensorBoard's time series orders its groups by tag name (the part
+# before the first "/"): "visuals" sorts after every scalar group (epoch ... train, val), so the first
+# screen shows the learning curves and the pictures follow them.
+PREDICTIONS = "visuals/predictions"  # a 5x5 grid of test images with predicted and true class names
+CONFUSION = "visuals/confusion"  # the test confusion matrix
 CONFIG_TEXT = "config"
 PARAMETERS_TEXT = "parameters"
 

@@ -141,3 +141,20 @@ def _training(sweep_dir: Path) -> Path | None:
         if "epoch 0:" in _text(log):
             return log.parent
     return None
+
+
+def test_variable_length_series_stop_mid_epoch_and_resume_to_the_same_results(tmp_path, monkeypatch):
+    """Bucketed batches of padded series: a resumed epoch draws the same order and skips what it trained."""
+    from test_array_files import write_npz
+
+    path = write_npz(tmp_path / "my.npz")
+    series = ("data=arrays", f"data.path={path}", "data.batch_size=8", "data.val_size=12", "model.dropout=0.2")
+    overrides = (*series, "model.hidden_size=8", "trainer.epochs=2", "trainer.log_every_n_steps=2")
+    overrides = (*overrides, "trainer.device=cpu", "model.num_layers=2")
+    expected = train_in_process(tmp_path / "whole", *overrides)
+    signal_at_step(monkeypatch, signal.SIGTERM, at_step=4)  # 6 batches an epoch: mid-epoch 1
+    with pytest.raises(Preempted):
+        train_in_process(tmp_path / "resumed", *overrides)
+    assert read_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["state"]["batch_in_epoch"] == 4
+    monkeypatch.undo()
+    same_results(train_in_process(tmp_path / "resumed", *overrides, "trainer.resume=true"), expected)

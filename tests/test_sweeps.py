@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -18,7 +20,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import ROOT, TINY, run_cli, sweep_in_process, sweep_rows
 from src import report, tags
-from src.hparams import HPARAM_KEYS, hparam_values
+from src.hparams import DEFINING_KEYS, HPARAM_KEYS, METRIC_TAGS, hparam_values
 from src.job import pick_device, threads_per_job
 from src.report import over_seeds, seed_table
 
@@ -36,8 +38,8 @@ def session_hparams(run_dir: Path) -> dict:
     events = EventAccumulator(str(run_dir)).Reload()
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-    return {
-        key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+    return {  # named "NN key" (the rank orders TensorBoard's columns), shown as the key
+        key.split(" ", 1)[1]: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
         for key, value in start.hparams.items()
     }
 
@@ -56,6 +58,7 @@ def test_basic_launcher_one_tensorboard_run_with_hparams_per_job(tmp_path):
         config = json.loads(json.dumps(hparam_values({"data": {}, "optimizer": {"_target_": "x.Adam"}})))
         assert set(declared) == set(config)  # the same keys in every job
         assert declared["model.hidden_size"] == (12 if "hidden_size=12" in job.name else 8)
+        assert declared["model.bidirectional"] is False and declared["data.normalize"] is True  # booleans
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
     assert rows[0]["best"] == "*" and float(rows[0]["val_acc"]) == max(float(row["val_acc"]) for row in rows)
     assert (tmp_path / "summary.md").read_text().count("| ok |") == 4 and (tmp_path / "summary.png").exists()
@@ -102,7 +105,7 @@ def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
         "hydra.sweeper.n_trials=2",
         f"hydra.sweeper.storage={storage}",
     )
-    # A new seed for the second session: the same one would propose the first session's trials again.
+    # A new seed for the second run of the study: the same one would propose the first run's trials again.
     second_rows = sweep_rows(
         tmp_path / "second",
         *TINY,
@@ -157,39 +160,41 @@ def get_json(url: str, body: dict | None = None) -> object:
         return json.loads(response.read())
 
 
-def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
-    sweep_in_process(tmp_path / "sweep", *TINY, "model.hidden_size=8,12")
+@contextmanager
+def tensorboard_server(logdir: Path) -> Iterator[str]:
+    """A real TensorBoard serving logdir; yields the base URL of its data API."""
     port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "tensorboard"),
-            "--logdir",
-            str(tmp_path / "sweep"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--load_fast=false",
-            "--reload_interval",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}/data"
+    command = [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--load_fast=false", "--reload_interval", "1"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
-        runs: list = []
-        deadline = time.monotonic() + 60
-        while len(runs) < 2 and time.monotonic() < deadline:
-            try:
-                runs = get_json(f"{base}/runs")
-            except OSError:
-                pass
-            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/data"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for_runs(base: str, count: int) -> list:
+    runs: list = []
+    deadline = time.monotonic() + 60
+    while len(runs) < count and time.monotonic() < deadline:
+        try:
+            runs = get_json(f"{base}/runs")
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return runs
+
+
+def test_tensorboard_server_shows_every_job_its_scalars_and_hparams_led_by_what_was_swept(tmp_path):
+    # A boolean whose name sorts late, swept with a constant override beside it (data=synthetic etc. in TINY).
+    sweep_in_process(tmp_path / "sweep", *TINY, "model.bidirectional=false,true")
+    with tensorboard_server(tmp_path / "sweep") as base:
+        runs = wait_for_runs(base, 2)
         assert sorted(run.split("_")[0] for run in runs) == ["0", "1"]
         scalar_tags = get_json(f"{base}/plugin/scalars/tags")
         assert all(tags.TEST_ACC in scalar_tags[run] for run in runs)
+        experiment = get_json(f"{base}/plugin/hparams/experiment", {"experimentName": ""})
         groups = get_json(
             f"{base}/plugin/hparams/session_groups",
             {
@@ -200,13 +205,18 @@ def test_tensorboard_server_shows_every_job_its_scalars_and_hparams(tmp_path):
                 "sliceSize": 100,
             },
         )["sessionGroups"]
-        assert sorted(group["name"] for group in groups) == sorted(runs)  # exactly one row per job
-        for group in groups:
-            assert group["hparams"]["model.hidden_size"] == (12 if "hidden_size=12" in group["name"] else 8)
-            assert {metric["name"]["tag"] for metric in group["metricValues"]} >= {tags.VAL_ACC, tags.TEST_ACC}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    # The table's columns in TensorBoard's order, the first five ticked: what was swept, then what defines a run.
+    columns = [info["displayName"] for info in experiment["hparamInfos"]]
+    assert columns[:7] == ["model.bidirectional", *DEFINING_KEYS]
+    assert set(columns) == {"data", "optimizer", *HPARAM_KEYS}
+    assert [info.get("differs", False) for info in experiment["hparamInfos"]] == [True] + [False] * (len(columns) - 1)
+    swept = experiment["hparamInfos"][0]
+    assert swept["type"] == "DATA_TYPE_BOOL" and sorted(swept["domainDiscrete"]) == [False, True]
+    assert [metric["name"]["tag"] for metric in experiment["metricInfos"]] == list(METRIC_TAGS)
+    assert sorted(group["name"] for group in groups) == sorted(runs)  # exactly one row per job
+    for group in groups:
+        assert group["hparams"][swept["name"]] is ("bidirectional=true" in group["name"].lower())  # a boolean, not 0/1
+        assert {metric["name"]["tag"] for metric in group["metricValues"]} >= {tags.VAL_ACC, tags.TEST_ACC}
 
 
 def test_threads_per_job(monkeypatch):
@@ -274,3 +284,29 @@ def test_a_sweeps_launching_process_does_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_swept_keys_are_what_the_command_line_or_the_sweeper_varies(tmp_path):
+    from omegaconf import DictConfig, OmegaConf
+
+    from src.run import swept_keys
+
+    def hydra_config(task: list[str], params: dict | None = None) -> DictConfig:
+        return OmegaConf.create(
+            {
+                "overrides": {"task": task},
+                "sweeper": {"params": params},
+                "sweep": {"dir": str(tmp_path)},
+                "job": {"config": {"override_dirname": {"exclude_keys": ["trainer.device"]}}},
+            }
+        )
+
+    job = ["data=synthetic", "model=gru", "optimizer.lr=0.003", "trainer.device=cpu"]
+    # Optuna's study names what it chooses; no multirun.yaml.
+    assert swept_keys(hydra_config(job, {"optimizer.lr": "interval(1e-4, 1e-2)"})) == {"optimizer.lr": "0.003"}
+    # Nothing recorded: every override that is part of what the job is.
+    assert swept_keys(hydra_config(job)) == {"data": "synthetic", "model": "gru", "optimizer.lr": "0.003"}
+    # The basic sweeper's record of the command line: the keys given several values.
+    command_line = ["data=synthetic", "model=rnn,gru", "optimizer.lr=1e-3,3e-3", "trainer.device=cpu"]
+    OmegaConf.save({"hydra": {"overrides": {"task": command_line}}}, tmp_path / "multirun.yaml")
+    assert swept_keys(hydra_config(job)) == {"model": "gru", "optimizer.lr": "0.003"}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cells study (issue 6): rnn, gru, lstm x hidden 128/256 x lr 1e-3/3e-3 on Fashion-MNIST rows,
+# The cells study: rnn, gru, lstm x hidden 128/256 x lr 1e-3/3e-3 on Fashion-MNIST rows,
 # 10 epochs, with a cosine learning-rate decay and dropout 0.2 between the two layers.
 #   bash experiments/cells/run.sh                  # the full study: seeds 0,1,2 (36 jobs; a GPU machine)
 #   SEEDS=0 bash experiments/cells/run.sh          # one seed (12 jobs)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's GPU figures (one CUDA machine): the benchmark for LSTM, GRU and RNN 2x256 at batch 256 and 64,
+# The GPU figures (one CUDA machine): the benchmark for LSTM, GRU and RNN 2x256 at batch 256 and 64,
 # the eager step and bf16 for comparison, and the step profile. bench.json files land in outputs/bench/<name>/.
 set -uo pipefail  # no -e: one failing configuration must not hide the others' figures
 cd "$(dirname "$0")/../.."

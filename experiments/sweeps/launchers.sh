@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The same sweep with Hydra's basic launcher and with joblib; wall times and where they went into a text file.
 #   bash experiments/sweeps/launchers.sh               # CPU: 4 GRU-64 jobs, 1 epoch, joblib with 2 workers
-#   DEVICE=cuda bash experiments/sweeps/launchers.sh   # GPU (issue 3): 16 LSTM 2x256 jobs, 2 epochs, joblib 4 and 8
+#   DEVICE=cuda bash experiments/sweeps/launchers.sh   # GPU: 16 LSTM 2x256 jobs, 2 epochs, joblib 4 and 8
 # EXTRA adds overrides to every job (EXTRA=trainer.cuda_graph=never: eager steps). A one-job warm-up sweep
 # runs first, untimed, so that no timed sweep pays for a fresh machine's first run (bytecode, font and
 # dataset caches), which only the first would pay.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The views study. CPU pilot (what ran here): GRU 64, 1 epoch, seed 0.
-# Full version (issue 6; a GPU machine): PILOT=0 -> GRU and LSTM 128, cosine schedule, EPOCHS (10) epochs,
+# Full version (a GPU machine): PILOT=0 -> GRU and LSTM 128, cosine schedule, EPOCHS (10) epochs,
 # SEEDS (0,1,2). Extra overrides go through EXTRA. What ran on the H100 (seed 0, 20 epochs, lr 2e-3):
 #   PILOT=0 SEEDS=0 EPOCHS=20 EXTRA="optimizer.lr=2e-3 hydra/launcher=joblib hydra.launcher.n_jobs=3" PY=python3 \
 #       bash experiments/views/run.sh

@@ -1,0 +1,128 @@
+"""`from src.api import train, load_run`: train from Python (a notebook) with the configs, validation and
+job code of `python -m src.run`, and get back a `Run` that shows its pictures inline in Jupyter.
+
+    run = train("data=synthetic", "trainer.epochs=1")
+    run.metrics["test_acc"], run.history[-1], run.predict(run.data.test_x[:8])
+"""
+
+import base64
+import secrets
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from src import pictures
+from src.data import SequenceData
+from src.errors import ConfigError, one_line
+from src.job import build_data, pick_device, train_job
+from src.results import read_metrics
+from src.schema import register_schemas
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ("last", "best")
+
+
+@dataclass
+class Run:
+    """A finished run: its figures, per-epoch history, resolved config, directory and trained model."""
+
+    run_dir: Path
+    config: DictConfig
+    metrics: dict
+    history: list[dict[str, float]]
+    model: nn.Module  # in eval mode, on its device
+    data: SequenceData
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.data.class_names
+
+    @torch.inference_mode()
+    def predict(self, images: Tensor) -> Tensor:
+        """The predicted class of each image (N, H, W), given as the data holds them (uint8, e.g. data.test_x)."""
+        sequences = self.data.as_sequences(images.to(self.data.device))  # (N, T, F) in the run's view
+        return self.model(sequences).argmax(dim=1).cpu()
+
+    def plot_history(self):
+        """The learning curves (loss and accuracy per epoch) as a matplotlib Figure."""
+        return pictures.learning_curves(self.history)
+
+    @cached_property
+    def _curves_png(self) -> bytes:
+        return pictures.png(self.plot_history())
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the headline figures, then the learning curves beside the prediction grid."""
+        shown = {key: self.metrics.get(key) for key in ("test_acc", "best_val_acc", "epochs_completed", "status")}
+        figures = ", ".join(
+            f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}" for key, value in shown.items()
+        )
+        images = [(self._curves_png, 58)]
+        grid = self.run_dir / "predictions.png"
+        if grid.is_file():
+            images.append((grid.read_bytes(), 38))
+        tags = "".join(
+            f'<img src="data:image/png;base64,{base64.b64encode(image).decode()}" style="width:{width}%">'
+            for image, width in images
+        )
+        row = "display:flex;gap:1em;align-items:flex-start"
+        return f'<p><b>{self.run_dir}</b>: {figures}</p><div style="{row}">{tags}</div>'
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """conf/ composed with Hydra's compose API and the CLI's overrides; a refused override is a ConfigError."""
+    register_schemas()
+    try:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+    except Exception as error:
+        line = one_line(error)
+        refused = [override for override in overrides if override.split("=", 1)[0].lstrip("+~") in line]
+        raise ConfigError((refused or ["config"])[0].split("=", 1)[0], None, "", message=line) from error
+
+
+def fresh_run_dir() -> Path:
+    """outputs/runs/<date>/<time>_<random> under the project: unique even for runs started in one second."""
+    parent = ROOT / "outputs" / "runs" / time.strftime("%Y-%m-%d")
+    return parent / f"{time.strftime('%H-%M-%S')}_{secrets.token_hex(3)}"
+
+
+def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
+    """Compose conf/ with the overrides (as `python -m src.run` takes them), train in this process and
+    return the Run (its model from the last checkpoint); errors in the config raise a ConfigError."""
+    cfg = compose_config(*overrides)
+    run_dir = Path(run_dir) if run_dir is not None else fresh_run_dir()
+    train_job(cfg, run_dir, parallel_jobs=None, job_num=None, process_started=time.perf_counter())
+    return load_run(run_dir)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None = None) -> Run:
+    """The Run of a finished run on disk, its model from checkpoints/<checkpoint>.pt (`last` or `best`)
+    on `device` (default: the run's trainer.device)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if checkpoint not in CHECKPOINTS or not path.is_file():
+        raise ConfigError("checkpoint", str(path), "a run directory holding checkpoints/last.pt or best.pt")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    config = OmegaConf.create(saved["config"])
+    placed_on = pick_device(device or config.trainer.device)
+    data = build_data(config, placed_on)
+    model = instantiate(
+        saved["config"]["model"], input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
+    )
+    model.load_state_dict(saved["model"])
+    return Run(
+        run_dir=run_dir,
+        config=config,
+        metrics=read_metrics(run_dir) or {},
+        history=saved["state"]["history"],
+        model=model.to(placed_on).eval(),
+        data=data,
+    )
