@@ -49,8 +49,7 @@ def test_every_module_path_and_make_target_named_exists(page):
     for path in re.findall(r"`((?:src|conf|tests|experiments|docs|hydra_plugins)/[\w./-]+?)`", text):
         assert (ROOT / path.split("<")[0]).exists(), path
     for link in re.findall(r"\]\(([\w./-]+)\)", text):
-        if link.rsplit("/", 1)[-1] not in ("data.md", "reliability.md"):  # pages written beside these
-            assert (page.parent / link).exists(), link
+        assert (page.parent / link).exists(), link
     targets = set(re.findall(r"^(\w+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
     assert set(re.findall(r"(?:^|`)make (\w+)", text, re.MULTILINE)) <= targets
 
