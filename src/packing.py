@@ -5,7 +5,7 @@ import functools
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from src.preemption import catch_stop_signals
 log = logging.getLogger(__name__)
 
 GPU_JOBS_PER_DEVICE = 8
+WAKE_SECONDS = 0.2  # how soon the main thread runs the handler of a stop signal (src/preemption.py)
 
 
 class ThreadLocalHydraConfig(HydraConfig):
@@ -89,9 +90,14 @@ class PackedLauncher(Launcher):
         Singleton._instances[HydraConfig] = ThreadLocalHydraConfig.replacing(original)
         try:
             configure_log(console_logging(self.config), self.config.hydra.verbose)
-            # Signal handlers live in the main thread: a stop signal reaches every job thread through the flag.
+            # Signal handlers run in the main thread: a stop signal reaches every job thread through the flag.
             with catch_stop_signals(), ThreadPoolExecutor(workers, thread_name_prefix="job") as pool:
-                return list(pool.map(self.run, configs))
+                futures = [pool.submit(self.run, config) for config in configs]
+                # Python runs a handler only when the main thread runs: a signal the kernel delivered to
+                # another thread waits until then, so the main thread wakes up now and then.
+                while wait(futures, timeout=WAKE_SECONDS).not_done:
+                    pass
+                return [future.result() for future in futures]
         finally:
             Singleton._instances[HydraConfig] = original
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)

@@ -38,8 +38,8 @@ def signal_at_step(monkeypatch: pytest.MonkeyPatch, signum: int, at_step: int) -
     def check_and_signal(loss: float, max_loss: float | None, epoch: int, step: int) -> None:
         check_loss(loss, max_loss, epoch, step)
         if step == at_step:
-            signal.raise_signal(signum)
-            while stop_requested() is None:  # from a job thread the main thread runs the handler: wait for it
+            os.kill(os.getpid(), signum)  # to the process, as a scheduler sends it: any thread may receive it
+            while stop_requested() is None:  # the main thread runs the handler: wait for that event
                 time.sleep(0.001)
 
     monkeypatch.setattr(train, "check_loss", check_and_signal)
