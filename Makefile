@@ -23,7 +23,7 @@ data:
 	else echo "fashion-mnist: run 'sudo apt-get install dataset-fashion-mnist' or put the IDX files in data/"; fi
 
 test:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

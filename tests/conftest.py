@@ -11,11 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one thread each, and the CLI runs they start inherit it, so
+    # results computed in-process and in a subprocess sum in the same order.
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402 (after the thread count is set)
+from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig
 
 from src.schema import register_schemas
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)  # in case a plugin imported torch before the variable was set
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
