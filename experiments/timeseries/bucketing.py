@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from src.uea import load_uea
 
 
-def padded_share(name: str, bucket: bool) -> float:
+def padded_share(name: str, patch: int, bucket: bool) -> float:
     """Padded steps over all steps the layers are handed in one training epoch (batches of 16)."""
-    settings = dict(batch_size=16, eval_batch_size=512, val_size=0.2, normalize="channel", patch=1, stride=1)
+    settings = dict(batch_size=16, eval_batch_size=512, val_size=0.2, normalize="channel", patch=patch, stride=1)
     data = load_uea(name, None, bucket=bucket, split_seed=0, **settings)
     batches = data.batches("train", shuffle=True, generator=torch.Generator().manual_seed(0))
     padded = total = 0
@@ -28,19 +28,19 @@ def padded_share(name: str, bucket: bool) -> float:
 
 
 def main(sweep_dir: Path) -> None:
-    seconds: dict[tuple[str, str], list[float]] = {}
+    seconds: dict[tuple[str, str, str], list[float]] = {}
     for job in sorted(sweep_dir.glob("*/metrics.json")):
         overrides = dict(o.split("=", 1) for o in OmegaConf.load(job.parent / ".hydra" / "overrides.yaml"))
         metrics = json.loads(job.read_text())
-        key = (overrides["data.name"], overrides["data.bucket"])
+        key = (overrides["data.name"], overrides["data.patch"], overrides["data.bucket"])
         seconds.setdefault(key, []).append(metrics["train_seconds"] / metrics["epochs_completed"])
     print("| problem | batches | s/epoch (mean ± std over seeds) | padded steps |")
     print("| --- | --- | ---: | ---: |")
-    for (name, bucket), values in sorted(seconds.items()):
+    for (name, patch, bucket), values in sorted(seconds.items()):
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        share = padded_share(name, bucket.lower() == "true")
+        share = padded_share(name, int(patch), bucket.lower() == "true")
         label = "bucketed" if bucket.lower() == "true" else "plain"
-        print(f"| {name} | {label} | {statistics.fmean(values):.3f} ± {spread:.3f} | {share:.1%} |")
+        print(f"| {name}, patch {patch} | {label} | {statistics.fmean(values):.3f} ± {spread:.3f} | {share:.1%} |")
 
 
 if __name__ == "__main__":
