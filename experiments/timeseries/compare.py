@@ -31,7 +31,7 @@ def grouped(summary_csv: Path) -> dict[str, dict[str, list[tuple[float, float]]]
         if row["status"] != "ok":
             continue
         settings = dict(o.partition("=")[::2] for o in row["overrides"].split())
-        model = settings["model"] + (" bi" if settings["model.bidirectional"] == "true" else "")
+        model = settings["model"] + (" bi" if settings["model.bidirectional"].lower() == "true" else "")
         groups.setdefault(settings["data.name"], {}).setdefault(model, []).append(
             (float(row["val_acc"]), float(row["test_acc"]))
         )

@@ -13,7 +13,7 @@ OUT=${OUT:-outputs/multirun/timeseries}
 COMMON="experiment=timeseries trainer.device=${DEVICE:-cpu} trainer.progress=false ${EXTRA:-}"
 LAUNCH="hydra/launcher=packed hydra.launcher.jobs_per_device=${JOBS:-2}"
 # problem:patch. Patches keep every sequence under 75 steps; fixed beforehand from the lengths, not tuned.
-PROBLEMS="ACSF1:20 ArrowHead:8 BasicMotions:4 GunPoint:5 ItalyPowerDemand:1 JapaneseVowels:1 OSULeaf:8 PickupGestureWiimoteZ:8"
+PROBLEMS=${PROBLEMS:-"ACSF1:20 ArrowHead:8 BasicMotions:4 GunPoint:5 ItalyPowerDemand:1 JapaneseVowels:1 OSULeaf:8 PickupGestureWiimoteZ:8"}
 
 if [ "${SKIP_SWEEP:-0}" != 1 ]; then
   for entry in $PROBLEMS; do
