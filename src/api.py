@@ -19,9 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from src import pictures
+from src.building import build_data
 from src.data import SequenceData
+from src.devices import pick_device
 from src.errors import ConfigError, one_line
-from src.job import build_data, pick_device, train_job
+from src.job import train_job
 from src.results import read_metrics
 from src.schema import register_schemas
 

@@ -19,8 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.atomic import write_bytes_atomically
+from src.building import build_data, fresh_step
+from src.devices import pick_device
 from src.errors import ConfigError, cli
-from src.job import build_data, fresh_step, pick_device
 from src.loop_timing import LOOPS, measure
 from src.schema import register_schemas, validate
 from src.step_check import check_step

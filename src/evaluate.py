@@ -13,8 +13,8 @@ from omegaconf import DictConfig
 from src import pictures
 from src.atomic import write_bytes_atomically
 from src.checkpoints import read_checkpoint
+from src.devices import pick_device
 from src.errors import ConfigError, cli
-from src.job import pick_device
 from src.scoring import draw_confusion, draw_predictions, evaluate, predict
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from src.atomic import write_atomically, write_bytes_atomically
+from src.atomic import write_bytes_atomically
 from src.results import read_metrics
+from src.sweep_plot import draw_sweep
 
 SORT_KEY = "val_acc"  # what the task function returns, so what sweepers optimise
 COLUMNS = ("best", "job", "overrides", "status", "val_acc", "best_val_acc", "test_acc", "epochs", "seconds", "error")
@@ -137,59 +138,11 @@ def seed_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def swept_values(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, float]]]:
-    """For each override key that takes more than one value: (value, val_acc) of every finished job."""
-    points: dict[str, list[tuple[str, float]]] = {}
-    for row in rows:
-        for override in row["overrides"].split():
-            key, _, value = override.partition("=")
-            points.setdefault(key, [])
-            if row["status"] == "ok" and row[SORT_KEY] is not None:
-                points[key].append((value, row[SORT_KEY]))
-    return {key: values for key, values in points.items() if len({value for value, _ in values}) > 1}
-
-
-def draw(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
-    """summary.png: the validation accuracy of every job against each swept parameter."""
-    swept = swept_values(rows)
-    if not swept:
-        return None
-    import matplotlib  # imported here: only the picture needs it
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), squeeze=False)
-    for axis, (key, points) in zip(axes[0], sorted(swept.items()), strict=True):
-        scores = [score for _, score in points]
-        if all(_is_number(value) for value, _ in points):
-            axis.scatter([float(value) for value, _ in points], scores, alpha=0.7)
-        else:  # choices such as model=gru: one column each
-            labels = sorted({value for value, _ in points})
-            axis.scatter([labels.index(value) for value, _ in points], scores, alpha=0.7)
-            axis.set_xticks(range(len(labels)), labels, rotation=30)
-        axis.set(xlabel=key, ylabel=SORT_KEY)
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    path = sweep_dir / "summary.png"
-    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
-    pyplot.close(figure)
-    return path
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
     """Collect the jobs of a sweep and write summary.csv, summary.md and summary.png beside them."""
     rows = collect(sweep_dir)
     write_tables(sweep_dir, rows)
-    draw(sweep_dir, rows)
+    draw_sweep(sweep_dir, rows, SORT_KEY)
     return rows
 
 

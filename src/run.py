@@ -1,6 +1,6 @@
 """Entry point: `python -m src.run [overrides]` trains one classifier from the composed conf/.
 
-The entry points and src.job read the config; everything below them takes plain objects and values.
+The entry points, src.job and src.building read the config; everything below them takes plain objects and values.
 Every error reaches the user as one line (src/errors.py `cli`).
 """
 
@@ -55,7 +55,8 @@ def main(cfg: DictConfig) -> float:
     # Imported here, not at the top: a sweep's launching process only composes configs and starts
     # jobs, and would otherwise spend seconds importing torch for nothing (each joblib worker, and the
     # basic launcher's first job, import it when they get here).
-    from src.job import release_device_memory, train_job
+    from src.devices import release_device_memory
+    from src.job import train_job
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)

@@ -189,6 +189,10 @@ def validate(cfg: DictConfig) -> None:
     if cfg.scheduler:
         interval = cfg.scheduler.get("interval")
         require(interval in Interval.__members__, "scheduler.interval", interval, names(Interval))
+        # torch accepts these at construction and divides by them at the first step, mid-run.
+        periods = [key for key in ("T_max", "step_size", "T_0") if key in cfg.scheduler]
+        if trainer.epochs > 0:
+            _positive(cfg.scheduler, "scheduler", *periods)
     require(trainer.epochs >= 0, "trainer.epochs", trainer.epochs, "an integer >= 0")
     _positive(trainer, "trainer", "log_every_n_steps")
     _positive(trainer, "trainer", "grad_clip_norm", "max_loss", optional=True)

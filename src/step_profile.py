@@ -20,9 +20,10 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from src.atomic import write_bytes_atomically
+from src.building import build_data, fresh_step
 from src.data import SequenceData
+from src.devices import pick_device
 from src.errors import ConfigError, cli
-from src.job import build_data, fresh_step, pick_device
 from src.schema import register_schemas, validate
 from src.steps import Step
 

@@ -263,6 +263,8 @@ BAD_INPUTS = [
     (("trainer.cuda_graph=always",), None, ["trainer.cuda_graph='always'", "CUDA graphs need a CUDA device"]),
     (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),
     (("scheduler=exponential",), None, ["scheduler/exponential", "cosine none onecycle plateau step"]),
+    (("scheduler=cosine", "scheduler.T_max=0"), None, ["scheduler.T_max=0", "an integer > 0"]),
+    (("scheduler=step", "scheduler.step_size=0"), None, ["scheduler.step_size=0", "an integer > 0"]),
     (
         ("data=mnist", "data.root={root}/empty", "data.download=false"),
         None,

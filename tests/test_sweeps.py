@@ -20,8 +20,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import ROOT, TINY, run_cli, sweep_in_process, sweep_rows
 from src import report, tags
+from src.devices import pick_device, threads_per_job
 from src.hparams import DEFINING_KEYS, HPARAM_KEYS, METRIC_TAGS, hparam_values
-from src.job import pick_device, threads_per_job
 from src.report import over_seeds, seed_table
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import compose_config
+from src.building import build_data
 from src.errors import one_line
 from src.image_files import DataError
-from src.job import build_data
 from src.padded import Padded
 from src.uea import SHIPPED, load_uea
 
