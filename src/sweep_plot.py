@@ -31,8 +31,8 @@ def draw_sweep(sweep_dir: Path, rows: list[dict[str, Any]], score: str) -> Path 
     figure, axes = pyplot.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), squeeze=False)
     for axis, (key, points) in zip(axes[0], sorted(swept.items()), strict=True):
         scores = [score for _, score in points]
-        if all(_is_number(value) for value, _ in points):
-            axis.scatter([float(value) for value, _ in points], scores, alpha=0.7)
+        if numbers := _as_numbers([value for value, _ in points]):
+            axis.scatter(numbers, scores, alpha=0.7)
         else:  # choices such as model=gru: one column each
             labels = sorted({value for value, _ in points})
             axis.scatter([labels.index(value) for value, _ in points], scores, alpha=0.7)
@@ -46,9 +46,9 @@ def draw_sweep(sweep_dir: Path, rows: list[dict[str, Any]], score: str) -> Path 
     return path
 
 
-def _is_number(text: str) -> bool:
+def _as_numbers(values: list[str]) -> list[float] | None:
+    """The values as numbers (lr=1e-3, hidden_size=64), or None when any is a name (model=gru)."""
     try:
-        float(text)
+        return [float(value) for value in values]
     except ValueError:
-        return False
-    return True
+        return None
