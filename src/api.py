@@ -20,12 +20,16 @@ from torch import Tensor, nn
 
 from src import pictures
 from src.building import build_data
+from src.checkpoints import read_checkpoint
 from src.data import SequenceData
 from src.devices import pick_device
 from src.errors import ConfigError, one_line
 from src.job import train_job
+from src.padded import Padded
 from src.results import read_metrics
+from src.runlock import hold_run_dir
 from src.schema import register_schemas
+from src.series import SeriesData
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ("last", "best")
@@ -40,17 +44,22 @@ class Run:
     metrics: dict
     history: list[dict[str, float]]
     model: nn.Module  # in eval mode, on its device
-    data: SequenceData
+    data: SequenceData | SeriesData
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.data.class_names
 
     @torch.inference_mode()
-    def predict(self, images: Tensor) -> Tensor:
-        """The predicted class of each image (N, H, W), given as the data holds them (uint8, e.g. data.test_x)."""
-        sequences = self.data.as_sequences(images.to(self.data.device))  # (N, T, F) in the run's view
-        return self.model(sequences).argmax(dim=1).cpu()
+    def predict(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The predicted class of each input, given as the data holds them: images (N, H, W) uint8 (e.g.
+        data.test_x), or series (N, T, F) as read and normalised, with their lengths when they differ."""
+        inputs = inputs.to(self.data.device)
+        if isinstance(self.data, SequenceData):
+            return self.model(self.data.as_sequences(inputs)).argmax(dim=1).cpu()  # (N, T, F) in the run's view
+        if lengths is not None:
+            inputs = Padded(inputs, lengths.cpu())
+        return self.model(inputs).argmax(dim=1).cpu()
 
     def plot_history(self):
         """The learning curves (loss and accuracy per epoch) as a matplotlib Figure."""
@@ -101,7 +110,8 @@ def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
     return the Run (its model from the last checkpoint); errors in the config raise a ConfigError."""
     cfg = compose_config(*overrides)
     run_dir = Path(run_dir) if run_dir is not None else fresh_run_dir()
-    train_job(cfg, run_dir, parallel_jobs=None, job_num=None, process_started=time.perf_counter())
+    with hold_run_dir(run_dir):  # one writer per run directory, as for the command line
+        train_job(cfg, run_dir, parallel_jobs=None, job_num=None, process_started=time.perf_counter())
     return load_run(run_dir)
 
 
@@ -112,7 +122,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if checkpoint not in CHECKPOINTS or not path.is_file():
         raise ConfigError("checkpoint", str(path), "a run directory holding checkpoints/last.pt or best.pt")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_checkpoint(path)  # one line for a damaged or foreign file
     config = OmegaConf.create(saved["config"])
     placed_on = pick_device(device or config.trainer.device)
     data = build_data(config, placed_on)

@@ -6,6 +6,7 @@ The test split is `x_test`/`y_test` (and `lengths_test`) in the same file, or th
 with neither, `test_size` of the series is held out as the test split.
 """
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def read_arrays(path: Path, key: str) -> dict:
             return contents
         with np.load(path, allow_pickle=False) as archive:
             return {name: _read_npz(archive, name, path) for name in archive.files}
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
         if isinstance(error, DataError):
             raise
         raise DataError(f"{path}: cannot read: {str(error).splitlines()[0]}") from None
@@ -66,7 +67,8 @@ def split_of(arrays: dict, x_key: str, y_key: str, lengths_key: str, path: Path)
     valid = torch.arange(x.shape[1]) < lengths.unsqueeze(1)  # (N, T)
     if not torch.isfinite(x[valid]).all():
         raise DataError(f"{path}: '{x_key}' has NaN or infinite values")
-    return Split(x * valid.unsqueeze(-1), lengths, labels)
+    # where, not a product: NaN padding (a common convention for unequal lengths) times 0 stays NaN.
+    return Split(torch.where(valid.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype)), lengths, labels)
 
 
 def _values(x: object, lengths: object, path: Path, x_key: str, lengths_key: str) -> tuple[Tensor, Tensor]:

@@ -4,6 +4,7 @@ atomically off it (src/atomic.py)."""
 import io
 import logging
 import random
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,10 @@ class TrainState:
     batch_in_epoch: int = 0
     epoch_loss_sum: float = 0.0
     epoch_correct: int = 0
+    epoch_seconds: float = 0.0  # and the seconds they took
+    # Drawn at a fresh start and kept through resumptions: files a fresh start leaves from an earlier
+    # run in the same directory are never taken for this run's.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -137,7 +142,11 @@ def load_latest(directory: Path, config: dict) -> tuple[dict, Path] | None:
         raise CheckpointError(f"trainer.resume: {'; '.join(damaged)}; start over with trainer.resume=false")
     if not loaded:
         return None
-    checkpoint, path = max(loaded, key=lambda item: item[0]["state"]["step"])  # first of equals: last.pt
+    # The newest file names the run (a fresh start in a used directory leaves the earlier run's files
+    # behind); of that run's files, the furthest one (first of equals: last.pt).
+    newest = max(loaded, key=lambda item: item[1].stat().st_mtime_ns)[0]["state"].get("run_id")
+    loaded = [item for item in loaded if item[0]["state"].get("run_id") == newest]
+    checkpoint, path = max(loaded, key=lambda item: item[0]["state"]["step"])
     _refuse_changes(checkpoint["config"], config, path)
     why = f" because {'; '.join(damaged)}" if damaged else ""
     log.info("resume: using %s, the newest checkpoint that reads back whole%s", path, why)

@@ -1,7 +1,7 @@
 """One job: build data, model, optimizer, schedule and step from the composed config, train, write metrics.json.
 
-Imported by src.run only when a job runs, so that a sweep's launching process, which only composes
-configs and starts jobs, never pays for importing torch. Jobs of a packed sweep run this concurrently
+Imported by src.run only when a job runs (and by src.api), so that a sweep's launching process, which
+only composes configs and starts jobs, never pays for importing torch. Jobs of a packed sweep run this concurrently
 in threads of one process: each on its own CUDA stream, sharing decoded data read-only.
 """
 
@@ -49,7 +49,10 @@ def train_job(
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     found = load_latest(run_dir / "checkpoints", config) if cfg.trainer.resume else None
     checkpoint, checkpoint_path = found or (None, None)
-    if checkpoint and (done := finished_metrics(run_dir, cfg.trainer.epochs)):
+    # Finished, as the checkpoint also says: a metrics.json left by an earlier run in this directory is not.
+    state_saved = checkpoint["state"] if checkpoint else {}
+    done = finished_metrics(run_dir, cfg.trainer.epochs) if checkpoint else None
+    if done and done["epochs_completed"] == state_saved["epoch"] and not state_saved.get("batch_in_epoch"):
         log.info("%s already finished (%s); nothing to resume", run_dir, done["status"])
         return done
     if threads := threads_per_job(cfg.trainer.num_threads, parallel_jobs):

@@ -3,9 +3,10 @@
 import copy
 import functools
 import logging
+import signal
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from src.preemption import catch_stop_signals
+from src.preemption import catch_stop_signals, preempted, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,28 @@ class PackedLauncher(Launcher):
                 # Python runs a handler only when the main thread runs: a signal the kernel delivered to
                 # another thread waits until then, so the main thread wakes up now and then.
                 while wait(futures, timeout=WAKE_SECONDS).not_done:
-                    pass
-                return [future.result() for future in futures]
+                    if stop_requested() is not None:  # a stopping process starts no further job
+                        for future in futures:
+                            future.cancel()
+                return self.results(futures)
         finally:
             Singleton._instances[HydraConfig] = original
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+
+    @staticmethod
+    def results(futures: list[Future]) -> list[JobReturn]:
+        """The jobs' returns in job order; a stop signal ends the launch as a run it stopped ends."""
+        # Raises the Preempted of a job it stopped; None: a job that never started.
+        results = [None if future.cancelled() else future.result() for future in futures]
+        started = [result for result in results if result is not None]
+        if len(started) < len(futures):
+            signum = stop_requested() or signal.SIGTERM
+            raise preempted(
+                signum,
+                f"stopped by {signal.Signals(signum).name} before {len(futures) - len(started)} jobs of the sweep "
+                "started; relaunch it with trainer.resume=true",
+            )
+        return started
 
     def workers(self, configs: Sequence[DictConfig]) -> int:
         """Jobs at once: jobs_per_device on each GPU (or on the CPU); 1 if a job changes the process."""
@@ -111,9 +129,12 @@ class PackedLauncher(Launcher):
         per_device = self.jobs_per_device or (GPU_JOBS_PER_DEVICE if gpus else 1)
         return per_device * max(gpus, 1)
 
-    def run(self, config: DictConfig) -> JobReturn:
-        """Run one job in this thread; whatever fails comes back as a FAILED JobReturn."""
+    def run(self, config: DictConfig) -> JobReturn | None:
+        """Run one job in this thread; whatever fails comes back as a FAILED JobReturn. None: the process
+        is stopping (a stop signal came), and a job not yet started does not start."""
         assert self.hydra_context is not None and self.task_function is not None
+        if stop_requested() is not None:
+            return None
         try:
             return run_job(
                 hydra_context=self.hydra_context,

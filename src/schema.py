@@ -180,7 +180,11 @@ def validate(cfg: DictConfig) -> None:
     if data.get("_target_") == SyntheticSchema._target_:
         _check_synthetic(data)
     require(
-        data.val_size > 0, "data.val_size", data.val_size, "an integer > 0 (model selection needs a validation set)"
+        data.val_size > 0,
+        "data.val_size",
+        data.val_size,
+        ("a count > 0, or a fraction below 1," if "patch" in data else "an integer > 0:")
+        + " model selection needs a validation set",
     )
     if "patch" in data:
         _positive(data, "data", "patch", "stride")

@@ -129,20 +129,25 @@ def fit(
         _log_epoch(writer, state, _evaluate_all(model, data, precision))
     progress = progress and sys.stdout.isatty()
     while state.epoch < epochs and not state.stopped_early:
-        started = time.perf_counter()
-        train_loss, train_acc = train_one_epoch(
-            model,
-            data,
-            step,
-            state,
-            generator=generator,
-            log_every_n_steps=log_every_n_steps,
-            max_loss=max_loss,
-            writer=writer,
-            progress=progress,
-            schedule=schedule,
-            should_stop=should_stop,
-        )
+        started = time.perf_counter() - state.epoch_seconds  # a resumed epoch adds the time it took before
+        try:
+            train_loss, train_acc = train_one_epoch(
+                model,
+                data,
+                step,
+                state,
+                generator=generator,
+                log_every_n_steps=log_every_n_steps,
+                max_loss=max_loss,
+                writer=writer,
+                progress=progress,
+                schedule=schedule,
+                should_stop=should_stop,
+            )
+        except Stopped:
+            state.epoch_seconds = time.perf_counter() - started  # saved with the mid-epoch checkpoint
+            raise
+        state.epoch_seconds = 0.0
         seconds = time.perf_counter() - started  # the epoch's steps: train_loss.item() waited for the last
         state.epoch += 1
         state.train_seconds += seconds

@@ -83,3 +83,16 @@ def test_the_quickstart_notebook_runs_in_a_real_kernel(tmp_path):
     assert any("data:image/png" in data.get("text/html", "") for data in shown)  # the Run itself
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["epochs_completed"] == 3
+
+
+def test_the_api_holds_the_run_directory_and_names_a_damaged_checkpoint(tmp_path):
+    from src.checkpoints import CheckpointError
+    from src.runlock import RunDirBusy, hold_run_dir
+
+    with hold_run_dir(tmp_path / "busy"), pytest.raises(RunDirBusy, match="is in use by pid"):
+        train(*TINY, run_dir=tmp_path / "busy")
+    assert not (tmp_path / "busy" / "metrics.json").exists()
+    (tmp_path / "bad" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "bad" / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="last.pt is not a seqlab checkpoint"):
+        load_run(tmp_path / "bad")

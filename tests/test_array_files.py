@@ -131,3 +131,33 @@ def test_bad_files_get_one_line_naming_the_file_and_the_key(tmp_path, write, ove
     for fragment in expected:
         assert fragment in line
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_nan_padding_is_read_as_zeros_and_a_series_run_predicts_through_the_api(tmp_path):
+    from src.api import train
+
+    arrays = series_arrays(60, seed=1)
+    padding = np.arange(12)[None, :, None] >= arrays["lengths"][:, None, None]
+    path = write_npz(tmp_path / "nan.npz", x=np.where(padding, np.nan, arrays["x"]).astype(np.float32))
+    data = load_arrays(str(path), None, 0.2, **(SETTINGS | {"normalize": "series"}))
+    assert torch.isfinite(data.train_x).all() and torch.isfinite(data.test_x).all()
+    run = train(
+        "data=arrays",
+        f"data.path={path}",
+        "model.hidden_size=8",
+        "trainer.epochs=1",
+        "trainer.device=cpu",
+        run_dir=tmp_path / "run",
+    )
+    predicted = run.predict(run.data.test_x, run.data.test_lengths)
+    accuracy = (predicted == run.data.test_y.cpu()).float().mean().item()
+    assert accuracy == pytest.approx(run.metrics["test_acc"])
+
+
+def test_a_pt_file_torch_will_not_read_safely_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "arrays.pt"
+    torch.save({"x": np.zeros((4, 3, 1)), "y": np.zeros(4)}, path)  # numpy arrays: unpickling needed
+    with pytest.raises(Exception) as raised:
+        load_arrays(str(path), None, 0.2, **SETTINGS)
+    line = one_line(raised.value)
+    assert "\n" not in line and line.startswith(f"{path}: cannot read")

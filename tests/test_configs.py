@@ -228,6 +228,8 @@ BAD_INPUTS = [
     (("data=uea", "data.val_size=0.5", "data.name=Nope"), None, ["data.name=Nope", "timeseriesclassification.com"]),
     (("data=uea", "data.val_size=1.5"), None, ["data.val_size=1.5", "a count (a whole number) or a fraction below 1"]),
     (("data=uea", "data.name=GunPoint", "data.val_size=0.01"), None, ["data.val_size=0.01", "leaving both parts"]),
+    (("data=uea", "data.val_size=0"), None, ["data.val_size=0", "a count > 0, or a fraction below 1"]),
+    (("data.val_size=0",), None, ["data.val_size=0", "an integer > 0: model selection needs a validation set"]),
     (("data.val_size=5000",), None, ["data.val_size=5000", "below the training set size 2000"]),
     (("data.num_classes=1",), None, ["data.num_classes=1", "an integer >= 2"]),
     (("data.seq_len=0",), None, ["data.seq_len=0", "an integer > 0"]),

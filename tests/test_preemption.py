@@ -158,3 +158,30 @@ def test_variable_length_series_stop_mid_epoch_and_resume_to_the_same_results(tm
     assert read_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["state"]["batch_in_epoch"] == 4
     monkeypatch.undo()
     same_results(train_in_process(tmp_path / "resumed", *overrides, "trainer.resume=true"), expected)
+
+
+def test_a_stopped_packed_sweep_starts_no_further_job(tmp_path, monkeypatch):
+    sweep = (*SHORT, "hydra/launcher=packed", "hydra.launcher.jobs_per_device=1", "model.hidden_size=8,12,16")
+    signal_at_step(monkeypatch, signal.SIGTERM, at_step=4)  # in the first job; the other two wait their turn
+    with pytest.raises(Preempted):
+        sweep_in_process(tmp_path, *sweep)
+    jobs = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert [job.name.split("_")[0] for job in jobs] == ["0"]  # the queued jobs never started
+    monkeypatch.undo()
+    sweep_in_process(tmp_path, *sweep, "trainer.resume=true")
+    assert sorted(metrics_of(job)["epochs_completed"] for job in tmp_path.iterdir() if job.is_dir()) == [2, 2, 2]
+
+
+def test_a_fresh_start_in_a_used_directory_never_resumes_the_earlier_runs_files(tmp_path, monkeypatch):
+    """Run A finishes in a directory; run B starts afresh there and is stopped before its first epoch
+    ends, so previous.pt and metrics.json are still A's: resuming B continues B, not A."""
+    other = (*SHORT, "optimizer.lr=0.01")
+    train_in_process(tmp_path / "used", *SHORT)  # run A, finished
+    expected = train_in_process(tmp_path / "whole", *other)
+    signal_at_step(monkeypatch, signal.SIGTERM, at_step=2)
+    with pytest.raises(Preempted):
+        train_in_process(tmp_path / "used", *other)  # run B: trainer.resume=false
+    state = read_checkpoint(tmp_path / "used" / "checkpoints" / "last.pt")["state"]
+    assert state["step"] == 2 and state["epoch_seconds"] > 0  # the partial epoch's time is kept too
+    monkeypatch.undo()
+    same_results(train_in_process(tmp_path / "used", *other, "trainer.resume=true"), expected)
