@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-SEEDS=${SEEDS:-0,1,2}
+SEEDS=${SEEDS:-0,1,2,3,4}
 OUT=${OUT:-outputs/multirun/timeseries}
 COMMON="experiment=timeseries trainer.device=${DEVICE:-cpu} trainer.progress=false ${EXTRA:-}"
 LAUNCH="hydra/launcher=packed hydra.launcher.jobs_per_device=${JOBS:-2}"
