@@ -18,7 +18,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from src.preemption import catch_stop_signals, preempted, stop_requested
+from src.preemption import Preempted, catch_stop_signals, preempted, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,25 @@ class PackedLauncher(Launcher):
 
     @staticmethod
     def results(futures: list[Future]) -> list[JobReturn]:
-        """The jobs' returns in job order; a stop signal ends the launch as a run it stopped ends."""
-        # Raises the Preempted of a job it stopped; None: a job that never started.
-        results = [None if future.cancelled() else future.result() for future in futures]
-        started = [result for result in results if result is not None]
-        if len(started) < len(futures):
-            signum = stop_requested() or signal.SIGTERM
-            raise preempted(
-                signum,
-                f"stopped by {signal.Signals(signum).name} before {len(futures) - len(started)} jobs of the sweep "
-                "started; relaunch it with trainer.resume=true",
-            )
-        return started
+        """The jobs' returns in job order; a stop signal ends the launch as a run it stopped ends, handing
+        the signal on once (to submitit's requeue, say) from this, the main, thread."""
+        results, stopped = [], None
+        for future in futures:
+            if future.cancelled():
+                continue
+            try:
+                result = future.result()
+            except Preempted as error:  # a job it stopped, its checkpoint written
+                stopped = stopped or error
+                continue
+            if result is not None:  # None: a job that never started
+                results.append(result)
+        if stopped is None and len(results) == len(futures):
+            return results
+        signum = stopped.signum if stopped else stop_requested() or signal.SIGTERM
+        waiting = len(futures) - len(results) - (stopped is not None)
+        message = str(stopped) if stopped else f"stopped by {signal.Signals(signum).name}"
+        raise preempted(signum, f"{message}; {waiting} more jobs of the sweep did not finish (trainer.resume=true)")
 
     def workers(self, configs: Sequence[DictConfig]) -> int:
         """Jobs at once: jobs_per_device on each GPU (or on the CPU); 1 if a job changes the process."""

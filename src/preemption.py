@@ -68,9 +68,10 @@ def preempted(signum: int, message: str) -> Preempted:
     """Log why the run stops, hand the signal to the handler in place before ours, and return the exit.
 
     Under submitit that handler requeues the job (and exits); a plain process has none and exits 128+signum.
+    Only the main thread hands it on: a packed sweep's job threads stop, then the launch hands it on once.
     """
     log.warning(message)
     handler: Callable[[int, Any], object] | Any = _previous.get(signum)
-    if callable(handler):
+    if callable(handler) and threading.current_thread() is threading.main_thread():
         handler(signum, None)
     return Preempted(signum, message)

@@ -185,3 +185,17 @@ def test_a_fresh_start_in_a_used_directory_never_resumes_the_earlier_runs_files(
     assert state["step"] == 2 and state["epoch_seconds"] > 0  # the partial epoch's time is kept too
     monkeypatch.undo()
     same_results(train_in_process(tmp_path / "used", *other, "trainer.resume=true"), expected)
+
+
+def test_a_packed_sweep_hands_the_signal_on_once(tmp_path, monkeypatch):
+    """Under submitit the handler in place before ours requeues the job: two stopped jobs call it once."""
+    calls = []
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+    try:
+        sweep = (*SHORT, "hydra/launcher=packed", "hydra.launcher.jobs_per_device=2", "model.hidden_size=8,12")
+        signal_at_step(monkeypatch, signal.SIGUSR2, at_step=4)
+        with pytest.raises(Preempted) as stopped:
+            sweep_in_process(tmp_path, *sweep)
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert calls == [signal.SIGUSR2] and stopped.value.code == 128 + signal.SIGUSR2
