@@ -6,7 +6,6 @@ job code of `python -m src.run`, and get back a `Run` that shows its pictures in
 """
 
 import base64
-import secrets
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
 from src import pictures
@@ -87,29 +86,28 @@ class Run:
         return f'<p><b>{self.run_dir}</b>: {figures}</p><div style="{row}">{tags}</div>'
 
 
-def compose_config(*overrides: str) -> DictConfig:
-    """conf/ composed with Hydra's compose API and the CLI's overrides; a refused override is a ConfigError."""
+def compose_config(*overrides: str) -> tuple[DictConfig, Path]:
+    """conf/ composed with Hydra's compose API and the CLI's overrides, and the run directory the CLI
+    would make of them (hydra.run.dir, under the project); a refused override is a ConfigError."""
     register_schemas()
     try:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     except Exception as error:
         line = one_line(error)
         refused = [override for override in overrides if override.split("=", 1)[0].lstrip("+~") in line]
         raise ConfigError((refused or ["config"])[0].split("=", 1)[0], None, "", message=line) from error
-
-
-def fresh_run_dir() -> Path:
-    """outputs/runs/<date>/<time>_<random> under the project: unique even for runs started in one second."""
-    parent = ROOT / "outputs" / "runs" / time.strftime("%Y-%m-%d")
-    return parent / f"{time.strftime('%H-%M-%S')}_{secrets.token_hex(3)}"
+    with open_dict(cfg):
+        run_dir = ROOT / str(cfg.hydra.run.dir)  # outputs/runs/<date>/<time to the microsecond>
+        del cfg["hydra"]  # the job's config, as the CLI hands it to the task
+    return cfg, run_dir
 
 
 def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
     """Compose conf/ with the overrides (as `python -m src.run` takes them), train in this process and
     return the Run (its model from the last checkpoint); errors in the config raise a ConfigError."""
-    cfg = compose_config(*overrides)
-    run_dir = Path(run_dir) if run_dir is not None else fresh_run_dir()
+    cfg, fresh_dir = compose_config(*overrides)
+    run_dir = Path(run_dir) if run_dir is not None else fresh_dir
     with hold_run_dir(run_dir):  # one writer per run directory, as for the command line
         train_job(cfg, run_dir, parallel_jobs=None, job_num=None, process_started=time.perf_counter())
     return load_run(run_dir)
