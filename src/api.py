@@ -17,18 +17,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
-from src import pictures
-from src.building import build_data
-from src.checkpoints import read_checkpoint
-from src.data import SequenceData
-from src.devices import pick_device
-from src.errors import ConfigError, one_line
-from src.job import train_job
-from src.padded import Padded
-from src.results import read_metrics
-from src.runlock import hold_run_dir
-from src.schema import register_schemas
-from src.series import SeriesData
+from src.config.errors import ConfigError, one_line
+from src.config.schema import register_schemas
+from src.data.images import SequenceData
+from src.data.padded import Padded
+from src.data.series import SeriesData
+from src.runs import pictures
+from src.runs.results import read_metrics
+from src.runs.runlock import hold_run_dir
+from src.training.building import build_data
+from src.training.checkpoints import read_checkpoint
+from src.training.devices import pick_device
+from src.training.job import train_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ("last", "best")

@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from src.data import IMAGE_SHAPE, sequence_shape
-from src.errors import one_line
-from src.models import format_parameters
-from src.schema import register_schemas, validate
+from src.config.errors import one_line
+from src.config.schema import register_schemas, validate
+from src.data.images import IMAGE_SHAPE, sequence_shape
+from src.training.models import format_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -10,12 +10,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from src import pictures
-from src.atomic import write_bytes_atomically
-from src.checkpoints import read_checkpoint
-from src.devices import pick_device
-from src.errors import ConfigError, cli
-from src.scoring import draw_confusion, draw_predictions, evaluate, predict
+from src.config.errors import ConfigError, cli
+from src.runs import pictures
+from src.runs.atomic import write_bytes_atomically
+from src.training.checkpoints import read_checkpoint
+from src.training.devices import pick_device
+from src.training.scoring import draw_confusion, draw_predictions, evaluate, predict
 
 log = logging.getLogger(__name__)
 

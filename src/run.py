@@ -1,7 +1,8 @@
 """Entry point: `python -m src.run [overrides]` trains one classifier from the composed conf/.
 
-The entry points, src.job and src.building read the config; everything below them takes plain objects and values.
-Every error reaches the user as one line (src/errors.py `cli`).
+The entry points, src.training.job and src.training.building read the config; everything below them takes
+plain objects and values.
+Every error reaches the user as one line (src/config/errors.py `cli`).
 """
 
 import time
@@ -17,10 +18,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import cli, one_line, stop
-from src.results import failed_metrics, sweep_score, write_metrics
-from src.runlock import hold_run_dir
-from src.schema import register_schemas
+from src.config.errors import cli, one_line, stop
+from src.config.schema import register_schemas
+from src.runs.results import failed_metrics, sweep_score, write_metrics
+from src.runs.runlock import hold_run_dir
 
 log = logging.getLogger(__name__)
 register_schemas()
@@ -55,8 +56,8 @@ def main(cfg: DictConfig) -> float:
     # Imported here, not at the top: a sweep's launching process only composes configs and starts
     # jobs, and would otherwise spend seconds importing torch for nothing (each joblib worker, and the
     # basic launcher's first job, import it when they get here).
-    from src.devices import release_device_memory
-    from src.job import train_job
+    from src.training.devices import release_device_memory
+    from src.training.job import train_job
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)

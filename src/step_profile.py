@@ -19,13 +19,13 @@ from omegaconf import DictConfig
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from src.atomic import write_bytes_atomically
-from src.building import build_data, fresh_step
-from src.data import SequenceData
-from src.devices import pick_device
-from src.errors import ConfigError, cli
-from src.schema import register_schemas, validate
-from src.steps import Step
+from src.config.errors import ConfigError, cli
+from src.config.schema import register_schemas, validate
+from src.data.images import SequenceData
+from src.runs.atomic import write_bytes_atomically
+from src.training.building import build_data, fresh_step
+from src.training.devices import pick_device
+from src.training.steps import Step
 
 log = logging.getLogger(__name__)
 register_schemas()

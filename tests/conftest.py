@@ -21,7 +21,7 @@ import torch  # noqa: E402 (after the thread count is set)
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig
 
-from src.schema import register_schemas
+from src.config.schema import register_schemas
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)  # in case a plugin imported torch before the variable was set
@@ -102,7 +102,7 @@ def compose_config(*overrides: str, config_name: str = "config") -> DictConfig:
 
 def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None) -> dict:
     """Compose and train one job in this process through the job code the CLI runs; its metrics."""
-    from src.job import train_job
+    from src.training.job import train_job
 
     return train_job(
         compose_config(*overrides), run_dir, parallel_jobs=None, job_num=job_num, process_started=time.perf_counter()

@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 
 from conftest import ROOT, TINY
 from src.api import Run, compose_config, load_run, train
-from src.errors import ConfigError
+from src.config.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_the_quickstart_notebook_runs_in_a_real_kernel(tmp_path):
 
 
 def test_the_api_holds_the_run_directory_and_names_a_damaged_checkpoint(tmp_path):
-    from src.checkpoints import CheckpointError
-    from src.runlock import RunDirBusy, hold_run_dir
+    from src.runs.runlock import RunDirBusy, hold_run_dir
+    from src.training.checkpoints import CheckpointError
 
     with hold_run_dir(tmp_path / "busy"), pytest.raises(RunDirBusy, match="is in use by pid"):
         train(*TINY, run_dir=tmp_path / "busy")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import compose_config, metrics_of, train_in_process
-from src.array_files import load_arrays
-from src.errors import one_line
-from src.job import train_job
-from src.padded import Padded
+from src.config.errors import one_line
+from src.data.array_files import load_arrays
+from src.data.padded import Padded
+from src.training.job import train_job
 
 SETTINGS = dict(
     batch_size=8, eval_batch_size=16, val_size=0.25, normalize="none", patch=1, stride=1, bucket=True, split_seed=0

@@ -7,12 +7,12 @@ import torch
 
 from conftest import compose_config
 from src.bench import run_bench, summary_lines
-from src.data import make_synthetic
-from src.errors import ConfigError
-from src.loop_timing import ReferenceImages, epoch_batches
-from src.models import RecurrentClassifier
-from src.step_check import check_step
-from src.steps import make_step
+from src.config.errors import ConfigError
+from src.data.images import make_synthetic
+from src.training.loop_timing import ReferenceImages, epoch_batches
+from src.training.models import RecurrentClassifier
+from src.training.step_check import check_step
+from src.training.steps import make_step
 
 SMALL = (
     "data=synthetic",
@@ -116,7 +116,7 @@ def test_step_check_reports_zero_for_the_same_step_and_the_difference_for_anothe
 
 
 def test_step_profile_needs_a_gpu_and_says_so_in_one_line():
-    from src.errors import one_line
+    from src.config.errors import one_line
     from src.step_profile import main
 
     with pytest.raises(ConfigError) as raised:

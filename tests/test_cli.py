@@ -8,8 +8,8 @@ import json
 import pytest
 
 from conftest import TINY, run_cli
-from src import tags
-from src.errors import cli
+from src.config.errors import cli
+from src.runs import tags
 
 
 def test_a_real_run_writes_metrics_tensorboard_checkpoints_pictures_and_its_log(tmp_path):

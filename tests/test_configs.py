@@ -11,15 +11,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_config, easy_images, write_idx
-from src.choices import Cell, GraphMode, Precision
-from src.data import SequenceData
-from src.errors import ConfigError, one_line
-from src.image_files import CACHE_NAME
-from src.job import train_job
-from src.models import RecurrentClassifier
-from src.schedules import Schedule, build_schedule
-from src.schema import validate
-from src.series import SeriesData
+from src.config.choices import Cell, GraphMode, Precision
+from src.config.errors import ConfigError, one_line
+from src.config.schema import validate
+from src.data.image_files import CACHE_NAME
+from src.data.images import SequenceData
+from src.data.series import SeriesData
+from src.training.job import train_job
+from src.training.models import RecurrentClassifier
+from src.training.schedules import Schedule, build_schedule
 
 
 def options(group: str) -> list[str]:

@@ -35,7 +35,7 @@ def config_keys() -> set[str]:
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_every_config_key_named_exists(page):
     known = config_keys()
-    # `data.view`, not `run.data.test_x` (an attribute), `src/data.py` or `bench.json` (files).
+    # `data.view`, not `run.data.test_x` (an attribute), `src/data/images.py` or `bench.json` (files).
     named = set(re.findall(rf"(?<![\w./])(?:{'|'.join(SECTIONS)})\.[A-Za-z_]+\b", page.read_text()))
     named = {key for key in named if key.rsplit(".", 1)[1] not in FILE_TYPES}
     assert named and not named - known, sorted(named - known)

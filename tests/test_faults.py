@@ -12,12 +12,12 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import CONF, TINY, metrics_of, run_cli, sweep_in_process, train_in_process
-from src import atomic
-from src.atomic import write_bytes_atomically
-from src.checkpoints import CheckpointError, read_checkpoint
-from src.errors import one_line
-from src.report import write_report
-from src.runlock import LOCK_FILE, RunDirBusy, hold_run_dir
+from src.config.errors import one_line
+from src.runs import atomic
+from src.runs.atomic import write_bytes_atomically
+from src.runs.runlock import LOCK_FILE, RunDirBusy, hold_run_dir
+from src.sweeps.report import write_report
+from src.training.checkpoints import CheckpointError, read_checkpoint
 
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
 

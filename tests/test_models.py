@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.models import RecurrentClassifier, parameter_table
+from src.training.models import RecurrentClassifier, parameter_table
 
 
 def test_default_lstm_on_rows_has_the_reference_parameter_count():

@@ -21,7 +21,7 @@ from hydra.test_utils.launcher_common_tests import (
 from hydra.test_utils.test_utils import TSweepRunner
 from omegaconf import DictConfig
 
-from src import packing
+from src.sweeps import packing
 
 TWO_PER_DEVICE = "hydra.launcher.jobs_per_device=2"
 

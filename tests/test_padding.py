@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from src.errors import ConfigError, one_line
-from src.models import RecurrentClassifier
-from src.padded import Padded
-from src.steps import graph_blocker
+from src.config.errors import ConfigError, one_line
+from src.data.padded import Padded
+from src.training.models import RecurrentClassifier
+from src.training.steps import graph_blocker
 
 LENGTHS = torch.tensor([5, 1, 9, 3])
 

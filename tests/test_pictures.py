@@ -3,7 +3,7 @@ a matrix sized for TensorBoard's image card, and image tags that sort after the 
 
 import torch
 
-from src import pictures, tags
+from src.runs import pictures, tags
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from src import pictures
-from src.padded import Padded
-from src.series_assembly import Split, assemble, normalise, reshape_steps
+from src.data.padded import Padded
+from src.data.series_assembly import Split, assemble, normalise, reshape_steps
+from src.runs import pictures
 
 SETTINGS = dict(batch_size=4, eval_batch_size=5, val_size=6, patch=1, stride=1, bucket=True, split_seed=0)
 

@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau, StepLR
 
-from src.atomic import BackgroundWriter
-from src.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
-from src.choices import Interval
-from src.errors import ConfigError
-from src.models import RecurrentClassifier
-from src.schedules import Schedule
-from src.step_check import exact_kernels
-from src.steps import GraphedStep, make_capturable, make_step, train_step, use_cuda_graph
+from src.config.choices import Interval
+from src.config.errors import ConfigError
+from src.runs.atomic import BackgroundWriter
+from src.training.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
+from src.training.models import RecurrentClassifier
+from src.training.schedules import Schedule
+from src.training.step_check import exact_kernels
+from src.training.steps import GraphedStep, make_capturable, make_step, train_step, use_cuda_graph
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU: only the choice is tested
 

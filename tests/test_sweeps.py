@@ -19,10 +19,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import ROOT, TINY, run_cli, sweep_in_process, sweep_rows
-from src import report, tags
-from src.devices import pick_device, threads_per_job
-from src.hparams import DEFINING_KEYS, HPARAM_KEYS, METRIC_TAGS, hparam_values
-from src.report import over_seeds, seed_table
+from src import report
+from src.runs import tags
+from src.runs.hparams import DEFINING_KEYS, HPARAM_KEYS, METRIC_TAGS, hparam_values
+from src.sweeps.report import over_seeds, seed_table
+from src.training.devices import pick_device, threads_per_job
 
 
 def sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
@@ -279,7 +280,7 @@ def test_a_sweeps_launching_process_does_not_import_torch():
     # The launching process composes configs, starts jobs and writes the report; importing torch there
     # would add seconds to every sweep that joblib's workers, which import it themselves, cannot hide.
     code = (
-        "import sys, src.run, src.report; "
+        "import sys, src.run, src.report, src.sweeps.callbacks; "
         "print([m for m in ('torch', 'tensorboard', 'matplotlib') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

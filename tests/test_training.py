@@ -3,13 +3,13 @@
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from src import tags
-from src.checkpoints import TrainState
-from src.data import load_images
-from src.models import RecurrentClassifier
-from src.scoring import evaluate
-from src.steps import make_step, train_step
-from src.train import fit
+from src.data.images import load_images
+from src.runs import tags
+from src.training.checkpoints import TrainState
+from src.training.loop import fit
+from src.training.models import RecurrentClassifier
+from src.training.scoring import evaluate
+from src.training.steps import make_step, train_step
 
 
 def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainState, list[tuple[int, bool]]]:

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from conftest import compose_config
-from src.building import build_data
-from src.errors import one_line
-from src.image_files import DataError
-from src.padded import Padded
-from src.uea import SHIPPED, load_uea
+from src.config.errors import one_line
+from src.data.image_files import DataError
+from src.data.padded import Padded
+from src.data.uea import SHIPPED, load_uea
+from src.training.building import build_data
 
 SETTINGS = dict(
     batch_size=16, eval_batch_size=64, val_size=0.2, normalize="channel", patch=1, stride=1, bucket=True, split_seed=0
@@ -61,7 +61,7 @@ def test_a_shipped_fixed_length_problem_reads_in_patches():
 def test_every_shipped_problem_is_found_offline(tmp_path):
     import aeon.datasets
 
-    from src.uea import problem_folder
+    from src.data.uea import problem_folder
 
     bundled = Path(aeon.datasets.__file__).parent / "data"
     assert all(problem_folder(name, None, bundled) == bundled for name in SHIPPED)

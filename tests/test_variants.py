@@ -7,15 +7,15 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, compose_config, metrics_of, train_in_process
-from src import tags
-from src.checkpoints import TrainState
-from src.data import make_synthetic
+from src.config.errors import ConfigError
+from src.data.images import make_synthetic
 from src.describe import describe
-from src.errors import ConfigError
 from src.evaluate import evaluate_checkpoint
-from src.models import RecurrentClassifier
-from src.steps import make_step
-from src.train import train_one_epoch
+from src.runs import tags
+from src.training.checkpoints import TrainState
+from src.training.loop import train_one_epoch
+from src.training.models import RecurrentClassifier
+from src.training.steps import make_step
 
 SMALL = (*TINY, "data.seq_len=6", "data.input_size=5")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from src.uea import load_uea
+from src.data.uea import load_uea
 
 
 def padded_share(name: str, patch: int, bucket: bool) -> float:

@@ -1,4 +1,4 @@
-"""The study's comparison: test accuracy per problem and model (mean ± std over seeds, from src.report's
+"""The study's comparison: test accuracy per problem and model (mean ± std over seeds, from src.sweeps.report's
 summary.csv) beside the archive's published 1NN-DTW and ROCKET accuracies; comparison.md and comparison.png.
 
     python experiments/timeseries/compare.py outputs/multirun/timeseries/summary.csv experiments/timeseries

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
-from src import packing
+from src.sweeps import packing
 
 
 class PackedLauncher(packing.PackedLauncher):
-    """src.packing.PackedLauncher, here because Hydra instantiates plugins only from hydra_plugins."""
+    """src.sweeps.packing.PackedLauncher, here because Hydra instantiates plugins only from hydra_plugins."""
 
 
 @dataclass

@@ -1,0 +1,109 @@
+"""Errors as the user sees them: one line naming the key, the value and what is allowed."""
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from src.runs.preemption import Preempted
+
+# Words torch's argument checks use for a key that the config spells otherwise.
+TORCH_WORDS = {"beta": "betas", "learning rate": "lr", "epsilon": "eps"}
+_show_traceback = False  # set by `cli`: HYDRA_FULL_ERROR=1 asks for the traceback instead of one line
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed: names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str, *, message: str | None = None) -> None:
+        super().__init__(message or f"{key}={value!r} is not allowed: expected {allowed}")
+        self.key = key
+
+
+def require(ok: bool, key: str, value: object, allowed: str) -> None:
+    """Raise ConfigError(key, value, allowed) unless ok."""
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+# Hydra's answer to `+group=option` for a group the defaults list already has (experiment: null, say).
+MULTIPLE_VALUES = re.compile(r"Multiple values for (\S+)\. To override a value use 'override \1: (.+)'")
+
+
+@contextmanager
+def naming_key(section: str, config: Mapping) -> Iterator[None]:
+    """Turn the ValueError or TypeError torch raises for an argument built from `config` (the `section`
+    of the config: optimizer, scheduler, model) into a ConfigError naming the key torch refused."""
+    try:
+        yield
+    except Exception as error:
+        # Hydra's instantiate wraps what the constructor raised; its own text is only "Error in call to ...".
+        refused = error.__cause__ if type(error).__name__ == "InstantiationException" else error
+        if isinstance(refused, ConfigError) or not isinstance(refused, (ValueError, TypeError)):
+            raise
+        raise _refused_by_torch(section, config, str(refused)) from error
+
+
+def _refused_by_torch(section: str, config: Mapping, text: str) -> ConfigError:
+    keys = [
+        key for key in config if not key.startswith("_") and re.search(rf"\b{re.escape(key)}\b", text, re.IGNORECASE)
+    ]
+    keys += [key for word, key in TORCH_WORDS.items() if key in config and word in text.lower()]
+    target = str(config.get("_target_", section)).rsplit(".", 1)[-1]
+    allowed = f"a value {target} accepts ({text.strip().rstrip('.')})"
+    if not keys:
+        return ConfigError(section, target, allowed)
+    return ConfigError(f"{section}.{keys[0]}", config[keys[0]], allowed)
+
+
+def one_line(error: BaseException) -> str:
+    """Reduce an exception (Hydra's multi-line reports and their causes) to one readable line."""
+    if match := MULTIPLE_VALUES.match(str(error)):
+        group, option = match.groups()
+        return f"+{group}={option}: {group} already has a place in the defaults list; write {group}={option}"
+    if isinstance(error, OSError) and error.filename:
+        return f"cannot write {error.filename}: {error.strerror} (check hydra.run.dir / hydra.sweep.dir and free space)"
+    # A ConfigError says all there is to say; other errors may need their cause's text.
+    parts = [error, error.__cause__] if error.__cause__ is not None and not isinstance(error, ConfigError) else [error]
+    if type(error).__name__ == "InstantiationException":  # its own text is only "Error in call to ..."
+        parts = parts[1:] or parts
+    kept = []
+    for line in "\n".join(map(str, parts)).splitlines():
+        line = line.strip()
+        if line.startswith("Config search path"):
+            break
+        if line and not line.startswith(("full_key:", "object_type=", "reference_type=")):
+            kept.append(line)
+    return " ".join(kept) or type(error).__name__
+
+
+def stop(error: Exception) -> NoReturn:
+    """End a single run on its error with one line and exit 1, from inside the task function, where
+    raising would make Hydra print "Error executing job with overrides" before it; under `cli` with
+    HYDRA_FULL_ERROR=1, raise it for the traceback."""
+    if _show_traceback:
+        raise error
+    raise SystemExit(f"error: {one_line(error)}")
+
+
+def cli(app: Callable[[], Any]) -> None:
+    """Run a Hydra app; any error becomes one line and exit 1 (HYDRA_FULL_ERROR=1 shows the traceback), a
+    preemption one line and exit 128+signum."""
+    global _show_traceback
+    wants_traceback = _show_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of its multi-line report
+    try:
+        app()
+    except Preempted as preemption:  # its checkpoint is written; the exit status tells the scheduler which signal
+        print(f"error: {preemption}", file=sys.stderr)
+        sys.exit(preemption.code)
+    except KeyboardInterrupt:
+        print("error: interrupted; what was checkpointed is kept (trainer.resume=true continues it)", file=sys.stderr)
+        sys.exit(130)  # the shell's convention for SIGINT
+    except Exception as error:
+        if wants_traceback:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,217 @@
+"""Typed schemas for the root config and its groups, and the range checks a type cannot express.
+
+The YAML files in conf/ extend these schemas (their defaults lists name them), so a misspelled key, a
+value of the wrong type or a choice outside its Enum is refused by Hydra at composition, before any
+work starts; `validate` then checks ranges.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from src.config.choices import (
+    Cell,
+    Dataset,
+    GraphMode,
+    Head,
+    Init,
+    Interval,
+    Normalization,
+    Placement,
+    Precision,
+    View,
+    names,
+)
+from src.config.errors import require
+
+DEVICE_WORDS = ("auto", "cpu", "cuda", "cuda:N")
+
+
+@dataclass
+class RecurrentSchema:
+    _target_: str = "src.training.models.RecurrentClassifier"
+    cell: Cell = Cell.lstm
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.0
+    bidirectional: bool = False
+    head: Head = Head.last
+    init: Init = Init.orthogonal
+
+
+@dataclass
+class BatchingSchema:
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    val_size: int = 5000
+    view: View = View.rows
+    permutation_seed: int = 0
+    normalize: bool = True  # mean/std of the training split; false gives ToTensor's [0, 1]
+
+
+@dataclass
+class ImageSchema(BatchingSchema):
+    _target_: str = "src.data.images.load_images"
+    dataset: Dataset = Dataset.mnist
+    root: str = "data"
+    download: bool = True
+    split_seed: int = 0
+
+
+@dataclass
+class SyntheticSchema(BatchingSchema):
+    _target_: str = "src.data.images.make_synthetic"
+    num_train: int = 2000
+    num_test: int = 500
+    seq_len: int = 12
+    input_size: int = 10
+    num_classes: int = 4
+    noise: float = 0.25
+    seed: int = 0
+    val_size: int = 200
+    batch_size: int = 64
+
+
+@dataclass
+class SeriesSchema:
+    """Series of real numbers (src/data/series.py): small sets, so a validation part that may be a fraction."""
+
+    batch_size: int = 32
+    eval_batch_size: int = 512
+    val_size: float = 0.2  # a count of training series, or a fraction of them when below 1
+    normalize: Normalization = Normalization.channel
+    patch: int = 1  # k consecutive steps read as one step of k x F features
+    stride: int = 1  # keep every stride-th step (before patching)
+    bucket: bool = True  # training batches of similar lengths (variable-length series only)
+    split_seed: int = 0
+
+
+@dataclass
+class ArraysSchema(SeriesSchema):
+    _target_: str = "src.data.array_files.load_arrays"
+    path: str = "data.npz"
+    test_path: str | None = None  # a separate file with x, y (and lengths); else x_test/y_test in path
+    test_size: float = 0.2  # held out as the test split when the data has none
+
+
+@dataclass
+class UeaSchema(SeriesSchema):
+    _target_: str = "src.data.uea.load_uea"
+    name: str = "JapaneseVowels"
+    root: str | None = None  # a folder of <name>/<name>_TRAIN.ts and _TEST.ts; null: aeon's shipped problems
+
+
+@dataclass
+class TrainerSchema:
+    epochs: int = 5
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (an open set: checked by validate)
+    grad_clip_norm: float | None = 1.0  # recurrent cells can have exploding gradients; null turns it off
+    log_every_n_steps: int = 50
+    progress: bool = True
+    resume: bool = False
+    data_placement: Placement = Placement.auto  # device (held there) | host (streamed per batch) | auto
+    cuda_graph: GraphMode = GraphMode.auto  # auto: wherever the run allows; always; never (src/training/steps.py)
+    precision: Precision = Precision.fp32
+    early_stopping_patience: int | None = None  # stop after this many epochs without a better val/acc
+    num_threads: int | None = None  # null: torch's default, or the cores shared among parallel jobs
+    # Cross-entropy above this means the run has blown up (chance on 10 classes is 2.3); null: no ceiling.
+    max_loss: float | None = 1000.0
+
+
+@dataclass
+class BenchSchema:
+    steps: int = 50  # timed optimizer steps per loop, after the warm-up steps
+    warmup: int = 5
+    epochs: int = 1  # then this many whole epochs per loop, for s/epoch and test accuracy (0: skip)
+    which: str = "both"  # reference | framework | both
+    num_workers: int = 1  # the reference loop's DataLoader workers, as in the reference recipe
+    step_check: int = 0  # >0: this many framework steps compared with eager steps from one start
+
+
+@dataclass
+class RootSchema:
+    model: Any = field(default_factory=dict)
+    data: Any = field(default_factory=dict)
+    optimizer: Any = field(default_factory=dict)
+    trainer: Any = field(default_factory=dict)
+    scheduler: Any = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass
+class BenchRootSchema(RootSchema):
+    bench: BenchSchema = field(default_factory=BenchSchema)
+
+
+def register_schemas() -> None:
+    """Store the schemas under the names the YAML defaults lists refer to."""
+    store = ConfigStore.instance()
+    # Kept out of the model/data/trainer groups so they are not offered as options of those groups.
+    store.store(group="schema", name="root", node=RootSchema)
+    store.store(group="schema", name="model", node=RecurrentSchema)
+    store.store(group="schema", name="image_data", node=ImageSchema)
+    store.store(group="schema", name="synthetic_data", node=SyntheticSchema)
+    store.store(group="schema", name="arrays_data", node=ArraysSchema)
+    store.store(group="schema", name="uea_data", node=UeaSchema)
+    store.store(group="schema", name="trainer", node=TrainerSchema)
+    store.store(group="schema", name="bench_root", node=BenchRootSchema)
+
+
+def _check_device(value: str) -> None:
+    is_cuda_index = value.startswith("cuda:") and value[5:].isdigit()
+    require(value in DEVICE_WORDS[:3] or is_cuda_index, "trainer.device", value, " | ".join(DEVICE_WORDS))
+
+
+def _positive(section: DictConfig, prefix: str, *keys: str, optional: bool = False) -> None:
+    for key in keys:
+        value = section[key]
+        ok = (optional and value is None) or (value is not None and value > 0)
+        require(
+            ok,
+            f"{prefix}.{key}",
+            value,
+            ("null or " if optional else "") + ("a number > 0" if isinstance(value, float) else "an integer > 0"),
+        )
+
+
+def _check_synthetic(data: DictConfig) -> None:
+    """Values that would generate a degenerate task, refused before any data is made."""
+    _positive(data, "data", "num_train", "num_test", "seq_len", "input_size")
+    require(data.num_classes >= 2, "data.num_classes", data.num_classes, "an integer >= 2 (a classifier needs two)")
+    require(data.noise >= 0, "data.noise", data.noise, "a number >= 0 (the noise's standard deviation)")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the ranges of a composed config; raise ConfigError on the first bad value."""
+    model, data, trainer = cfg.model, cfg.data, cfg.trainer
+    _positive(model, "model", "hidden_size", "num_layers")
+    require(0 <= model.dropout < 1, "model.dropout", model.dropout, "a number in [0, 1)")
+    _positive(data, "data", "batch_size", "eval_batch_size")
+    if data.get("_target_") == SyntheticSchema._target_:
+        _check_synthetic(data)
+    require(
+        data.val_size > 0,
+        "data.val_size",
+        data.val_size,
+        ("a count > 0, or a fraction below 1," if "patch" in data else "an integer > 0:")
+        + " model selection needs a validation set",
+    )
+    if "patch" in data:
+        _positive(data, "data", "patch", "stride")
+    lr = cfg.optimizer.get("lr")
+    require(isinstance(lr, (int, float)) and lr > 0, "optimizer.lr", lr, "a number > 0")
+    if cfg.scheduler:
+        interval = cfg.scheduler.get("interval")
+        require(interval in Interval.__members__, "scheduler.interval", interval, names(Interval))
+        # torch accepts these at construction and divides by them at the first step, mid-run.
+        periods = [key for key in ("T_max", "step_size", "T_0") if key in cfg.scheduler]
+        if trainer.epochs > 0:
+            _positive(cfg.scheduler, "scheduler", *periods)
+    require(trainer.epochs >= 0, "trainer.epochs", trainer.epochs, "an integer >= 0")
+    _positive(trainer, "trainer", "log_every_n_steps")
+    _positive(trainer, "trainer", "grad_clip_norm", "max_loss", optional=True)
+    for key in ("early_stopping_patience", "num_threads"):
+        require(trainer[key] is None or trainer[key] > 0, f"trainer.{key}", trainer[key], "null or an integer > 0")
+    _check_device(trainer.device)

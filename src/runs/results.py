@@ -1,0 +1,82 @@
+"""metrics.json: the final figures of one run, written atomically and read back by resumes and reports."""
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from src.runs import tags
+from src.runs.atomic import write_bytes_atomically
+
+if TYPE_CHECKING:  # the sweep report reads metrics in the launching process, which never imports torch
+    from src.training.checkpoints import TrainState
+
+METRICS_FILE = "metrics.json"
+
+
+def final_metrics(
+    state: "TrainState",
+    status: str,
+    num_params: int,
+    seconds: float,
+    job_seconds: float,
+    device: str,
+    diverged_at: dict | None,
+    view: str,
+    permutation_seed: int,
+) -> dict:
+    """The last epoch's figures, the best validation accuracy, how the run ended, how long it took
+    (`seconds`: training with its evaluations; `train_seconds`: the training steps alone; `job_seconds`:
+    the whole job, set-up and pictures included), and how it read the data."""
+    last = state.history[-1] if state.history else {}
+    figures = {
+        "test_acc": last.get(tags.TEST_ACC),
+        "test_loss": last.get(tags.TEST_LOSS),
+        "val_acc": last.get(tags.VAL_ACC),
+        "train_acc": last.get(tags.TRAIN_ACC),
+        "train_loss": last.get(tags.TRAIN_LOSS),
+        "best_val_acc": max(state.best_val_acc, 0.0),
+        "epochs_completed": state.epoch,
+        "num_params": num_params,
+        "seconds": round(seconds, 3),
+        "train_seconds": round(state.train_seconds, 3),
+        "job_seconds": round(job_seconds, 3),
+        "device": device,
+        "status": status,
+        "diverged_at": diverged_at,
+        "stopped_early": state.stopped_early,
+        "view": view,
+        "permutation_seed": permutation_seed if view == "permuted" else None,
+    }
+    # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
+
+
+def failed_metrics(error: str) -> dict:
+    """What a job that raised leaves behind: status `failed` and the one-line error."""
+    return {**{key: None for key in tags.METRIC_KEYS}, "status": "failed", "error": error}
+
+
+def write_metrics(metrics: dict, run_dir: Path) -> None:
+    """Write metrics.json atomically: never half a file. The one place that writes it."""
+    write_bytes_atomically(run_dir / METRICS_FILE, (json.dumps(metrics, indent=2) + "\n").encode())
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    path = run_dir / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished_metrics(run_dir: Path, epochs: int) -> dict | None:
+    """The metrics of a run that already ended (all epochs done, or diverged), else None."""
+    metrics = read_metrics(run_dir)
+    if metrics is None:
+        return None
+    done = metrics["status"] == "ok" and (metrics["epochs_completed"] >= epochs or metrics["stopped_early"])
+    return metrics if done or metrics["status"] == "diverged" else None
+
+
+def sweep_score(metrics: dict) -> float:
+    """What the task returns: the final validation accuracy; sweepers cannot rank NaN, so failures get 0."""
+    value = metrics.get("val_acc")
+    return value if metrics["status"] == "ok" and value is not None else 0.0

@@ -1,0 +1,41 @@
+"""Hydra callbacks named in conf/config.yaml: a launcher check before a multirun, the report after it.
+
+Hydra turns a callback's exception into a warning and goes on, so both end the process with
+SystemExit, which gets through, carrying the one-line error.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from src.config.errors import ConfigError, one_line
+from src.sweeps.report import failures_of, write_report
+
+
+class LauncherCheck(Callback):
+    """Refuse, before any job starts, a launcher setting the launcher would only trip on."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        n_jobs = config.hydra.launcher.get("n_jobs")
+        if n_jobs == 0:  # joblib's own words ("n_jobs == 0 in Parallel has no meaning") name no key
+            error = ConfigError(
+                "hydra.launcher.n_jobs", n_jobs, "a number of parallel jobs >= 1, or -N for all cores but N-1"
+            )
+            sys.exit(f"error: {error}")
+
+
+class SweepReport(Callback):
+    """Write the report when a multirun ends; fail the sweep if any job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            rows = write_report(sweep_dir)
+        except OSError as error:  # a full disk: one line naming the file, not Hydra's warning
+            sys.exit(f"error: {one_line(error)}")
+        print(f"sweep report: {sweep_dir / 'summary.md'} ({len(rows)} jobs)")
+        if message := failures_of(rows, sweep_dir):
+            sys.exit(f"error: {message}")

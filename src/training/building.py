@@ -1,0 +1,92 @@
+"""The parts of a job, built from the composed config: data (decoded once per process), the seeded
+model with its optimizer and schedule, and the training step."""
+
+import json
+import threading
+from functools import lru_cache
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.config.errors import naming_key
+from src.data.images import SequenceData
+from src.data.series import SeriesData
+from src.training.precision import check_precision
+from src.training.schedules import Schedule, build_schedule
+from src.training.steps import Step, make_capturable, make_step, use_cuda_graph
+
+# Packed jobs share torch's global generator: seeding and drawing the initial weights happen in one go.
+INIT_LOCK = threading.Lock()
+DATA_LOCK = threading.Lock()
+
+
+def build_data(cfg: DictConfig, device: torch.device) -> SequenceData | SeriesData:
+    """The configured dataset, placed to deliver batches on the device; decoded once per distinct data
+    config and device in this process (jobs of a sweep share it read-only)."""
+    data_config = OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
+    return _placed_data(json.dumps(data_config, sort_keys=True), str(device), str(cfg.trainer.data_placement))
+
+
+@lru_cache(maxsize=4)
+def _placed_data_unlocked(data_json: str, device: str, placement: str) -> SequenceData | SeriesData:
+    data = instantiate(json.loads(data_json)).place(torch.device(device), placement)
+    if data.device.type == "cuda":  # other jobs read it from their own streams: the copies must be done
+        torch.cuda.current_stream(data.device).synchronize()
+    return data
+
+
+def _placed_data(data_json: str, device: str, placement: str) -> SequenceData | SeriesData:
+    with DATA_LOCK:
+        return _placed_data_unlocked(data_json, device, placement)
+
+
+def build_training(
+    cfg: DictConfig, data: SequenceData | SeriesData, device: torch.device
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
+    """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device;
+    seq_len is None for series of different lengths."""
+    # Values that compose but that torch refuses are reported under their config key.
+    sections = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in ("model", "optimizer", "scheduler")}
+    with INIT_LOCK, naming_key("model", sections["model"]):
+        torch.manual_seed(cfg.seed)
+        model = instantiate(
+            cfg.model, input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
+        ).to(device)
+    check_precision(model, data.seq_len or 1, data.input_size, device, cfg.trainer.precision)
+    with naming_key("optimizer", sections["optimizer"]):
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+    with naming_key("scheduler", sections["scheduler"]):
+        total_steps = cfg.trainer.epochs * data.num_batches("train")
+        schedule = build_schedule(sections["scheduler"], optimizer, total_steps)
+    return model, optimizer, schedule
+
+
+def build_step(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None,
+    data: SequenceData | SeriesData,
+    device: torch.device,
+) -> Step:
+    """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
+    variable = data.seq_len is None  # series of different lengths come as packed batches of varying shape
+    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, schedule, variable)
+    return make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, graph)
+
+
+def fresh_step(
+    kind: str, cfg: DictConfig, data: SequenceData | SeriesData, device: torch.device
+) -> tuple[torch.nn.Module, Step]:
+    """A model from the seeded start and one kind of step to train it (no schedule: benchmarks compare
+    steps): `framework` the step a run takes, `eager` the plain eager step, `eager_capturable` the eager
+    step with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""
+    model, optimizer, _ = build_training(cfg, data, device)
+    if kind == "framework":
+        return model, build_step(cfg, model, optimizer, None, data, device)
+    if kind == "eager_capturable":
+        make_capturable(optimizer, device)
+    return model, make_step(
+        model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, cuda_graph=False
+    )

@@ -1,0 +1,194 @@
+"""The training loop: one epoch, one evaluation, and `fit` that strings them together.
+
+The loop writes no files: the job hands `fit` an `on_epoch_end` hook for checkpoints, and draws its
+pictures once training is over.
+"""
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from src.data.images import SequenceData
+from src.runs import tags
+from src.training.checkpoints import TrainState
+from src.training.schedules import Schedule
+from src.training.scoring import evaluate
+from src.training.steps import Step
+
+log = logging.getLogger(__name__)
+EpochEnd = Callable[[TrainState, bool], None]  # (state, is_best) after every epoch: the job checkpoints
+
+
+class Diverged(RuntimeError):
+    """The training loss became non-finite or exceeded the ceiling a healthy classifier never reaches."""
+
+    def __init__(self, loss: float, epoch: int, step: int) -> None:
+        super().__init__(f"training loss {loss:.4g} at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
+class Stopped(Exception):
+    """The job asked the loop to stop (a preemption signal) after a step; the state says where, and the
+    shuffle generator is back at the epoch's start, so that a resume redraws the epoch's order."""
+
+
+def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> None:
+    """Raise Diverged if the loss is NaN/inf or above max_loss (None: no ceiling)."""
+    if not math.isfinite(loss) or (max_loss is not None and loss > max_loss):
+        raise Diverged(loss, epoch, step)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    data: SequenceData,
+    step: Step,
+    state: TrainState,
+    *,
+    generator: torch.Generator,
+    log_every_n_steps: int,
+    max_loss: float | None,
+    writer: SummaryWriter | None,
+    progress: bool,
+    schedule: Schedule | None = None,
+    should_stop: Callable[[], object] | None = None,
+) -> tuple[float, float]:
+    """Train over one shuffled pass of the training split; return its mean loss and accuracy.
+
+    A state stopped mid-epoch (state.batch_in_epoch > 0) continues that epoch where it stopped. When
+    should_stop() is true after a step, the state records the position and Stopped is raised."""
+    model.train()
+    shuffle_start = generator.get_state()  # the epoch's order is drawn from here
+    # Sums stay on the device so the loop never waits for the GPU except at logging steps; a resumed
+    # epoch starts from the sums saved with it (float32 values, restored exactly).
+    loss_sum = torch.tensor(state.epoch_loss_sum, device=data.device)
+    correct = torch.tensor(state.epoch_correct, device=data.device, dtype=torch.long)
+    batches = data.batches("train", shuffle=True, generator=generator, first_batch=state.batch_in_epoch)
+    bar = tqdm(
+        batches,
+        initial=state.batch_in_epoch,
+        total=data.num_batches("train"),
+        desc=f"epoch {state.epoch + 1}",
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    for x, y in bar:
+        loss, logits = step(x, y)
+        if schedule is not None:
+            schedule.after_step()
+        state.step += 1
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(dim=1) == y).sum()
+        if state.step % log_every_n_steps == 0:
+            value = loss.item()
+            check_loss(value, max_loss, state.epoch + 1, state.step)
+            if writer is not None:
+                writer.add_scalar(tags.TRAIN_LOSS_STEP, value, state.step)
+            bar.set_postfix(loss=f"{value:.4f}")
+        state.batch_in_epoch += 1
+        if should_stop is not None and should_stop():
+            state.epoch_loss_sum, state.epoch_correct = loss_sum.item(), int(correct.item())
+            generator.set_state(shuffle_start)
+            raise Stopped
+    state.batch_in_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
+    count = len(data.train_y)
+    mean_loss = loss_sum.item() / count
+    check_loss(mean_loss, max_loss, state.epoch + 1, state.step)
+    return mean_loss, correct.item() / count
+
+
+def fit(
+    model: nn.Module,
+    data: SequenceData,
+    optimizer: torch.optim.Optimizer,
+    step: Step,
+    state: TrainState,
+    *,
+    epochs: int,
+    generator: torch.Generator,
+    log_every_n_steps: int,
+    max_loss: float | None,
+    writer: SummaryWriter,
+    progress: bool,
+    schedule: Schedule | None = None,
+    patience: int | None = None,
+    precision: str = "fp32",
+    on_epoch_end: EpochEnd | None = None,
+    should_stop: Callable[[], object] | None = None,
+) -> TrainState:
+    """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
+    val and test and calling `on_epoch_end` after each epoch; raise Stopped once should_stop() is true."""
+    if state.step == 0:  # not on resuming, even within the first epoch
+        _log_epoch(writer, state, _evaluate_all(model, data, precision))
+    progress = progress and sys.stdout.isatty()
+    while state.epoch < epochs and not state.stopped_early:
+        started = time.perf_counter() - state.epoch_seconds  # a resumed epoch adds the time it took before
+        try:
+            train_loss, train_acc = train_one_epoch(
+                model,
+                data,
+                step,
+                state,
+                generator=generator,
+                log_every_n_steps=log_every_n_steps,
+                max_loss=max_loss,
+                writer=writer,
+                progress=progress,
+                schedule=schedule,
+                should_stop=should_stop,
+            )
+        except Stopped:
+            state.epoch_seconds = time.perf_counter() - started  # saved with the mid-epoch checkpoint
+            raise
+        state.epoch_seconds = 0.0
+        seconds = time.perf_counter() - started  # the epoch's steps: train_loss.item() waited for the last
+        state.epoch += 1
+        state.train_seconds += seconds
+        metrics = {
+            tags.TRAIN_LOSS: train_loss,
+            tags.TRAIN_ACC: train_acc,
+            **_evaluate_all(model, data, precision),
+            tags.LR: float(optimizer.param_groups[0]["lr"]),
+            tags.EPOCH_SECONDS: seconds,
+            tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
+        }
+        if schedule is not None:
+            schedule.after_epoch(metrics[tags.VAL_ACC])
+        is_best = metrics[tags.VAL_ACC] > state.best_val_acc
+        if is_best:
+            state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
+        state.stopped_early = patience is not None and state.epoch - state.best_epoch >= patience
+        _log_epoch(writer, state, metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(state, is_best)
+    if state.stopped_early:
+        log.info(
+            "early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
+            patience,
+            state.best_val_acc,
+            state.best_epoch,
+        )
+    return state
+
+
+def _evaluate_all(model: nn.Module, data: SequenceData, precision: str) -> dict[str, float]:
+    val_loss, val_acc = evaluate(model, data, "val", precision) if len(data.val_y) else (math.nan, math.nan)
+    test_loss, test_acc = evaluate(model, data, "test", precision)
+    return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc, tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
+
+
+def _log_epoch(writer: SummaryWriter, state: TrainState, metrics: dict[str, float]) -> None:
+    # Every scalar shares the optimizer-step axis, so one purge_step cleans up after a killed run.
+    writer.add_scalar(tags.EPOCH, state.epoch, state.step)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, state.step)
+    writer.flush()  # TensorBoard shows the epoch now, not at the writer's next timed flush
+    state.history.append({"epoch": state.epoch, **metrics})
+    log.info("epoch %d: %s", state.epoch, "  ".join(f"{tag} {value:.4g}" for tag, value in metrics.items()))

@@ -1,0 +1,95 @@
+"""The two loops the benchmark times: the reference recipes' per-sample DataLoader loop and the
+framework's device-resident batches, each driving a step from the same seeded start."""
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from src.data.images import SequenceData
+from src.training.scoring import evaluate
+from src.training.step_check import FreshStep
+
+LOOPS = ("reference", "framework")
+
+
+class ReferenceImages(Dataset):
+    """Per sample what torchvision's MNIST.__getitem__ does: a PIL image, then ToTensor and Normalize."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float) -> None:
+        self.images, self.labels = images.cpu(), labels.cpu()
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = Image.fromarray(self.images[index].numpy(), mode="L")
+        return self.transform(image), int(self.labels[index])
+
+
+def epoch_batches(loop: str, data: SequenceData, generator: torch.Generator, num_workers: int) -> Iterator:
+    """One shuffled pass over the training split as (sequences (B, T, F), labels) on the data's device."""
+    if loop == "framework":
+        yield from data.batches("train", shuffle=True, generator=generator)
+        return
+    dataset = ReferenceImages(data.train_x, data.train_y, data.mean, data.std)
+    loader = DataLoader(dataset, batch_size=data.batch_size, shuffle=True, num_workers=num_workers, generator=generator)
+    device = data.device
+    for images, labels in loader:  # images (B, 1, H, W)
+        yield data.apply_view(images.to(device).squeeze(1)), labels.to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    loop: str,
+    fresh: FreshStep,
+    data: SequenceData,
+    *,
+    steps: int,
+    warmup: int,
+    epochs: int,
+    num_workers: int,
+    seed: int,
+    precision: str,
+) -> dict:
+    """Seconds per step over `steps` steps (after `warmup`), then s/epoch over `epochs` epochs and test accuracy."""
+    device = data.device
+    model, step = fresh()
+    generator = torch.Generator().manual_seed(seed)
+    endless = itertools.chain.from_iterable(
+        epoch_batches(loop, data, generator, num_workers) for _ in itertools.count()
+    )
+    model.train()
+    for x, y in itertools.islice(endless, warmup):
+        step(x, y)
+    _sync(device)
+    started = time.perf_counter()
+    for x, y in itertools.islice(endless, steps):
+        step(x, y)
+    _sync(device)
+    result = {"s_per_step": (time.perf_counter() - started) / steps}
+    if epochs:
+        model, step = fresh()
+        generator, seconds = torch.Generator().manual_seed(seed), []
+        for _ in range(epochs):
+            model.train()
+            started = time.perf_counter()
+            for x, y in epoch_batches(loop, data, generator, num_workers):
+                step(x, y)
+            _sync(device)
+            seconds.append(time.perf_counter() - started)
+        # The first epoch pays for warm-up (worker start, allocator, cuDNN plans, capture): report the others.
+        steady = seconds[1:] or seconds
+        result["s_per_epoch"] = sum(steady) / len(steady)
+        result["test_acc"] = evaluate(model, data, "test", precision)[1]
+    result["samples_per_second"] = data.batch_size / result["s_per_step"]
+    return result
