@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from src.config.errors import ConfigError, one_line
 from src.config.schema import register_schemas
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.data.padded import Padded
 from src.data.series import SeriesData
 from src.runs import pictures
@@ -43,7 +43,7 @@ class Run:
     metrics: dict
     history: list[dict[str, float]]
     model: nn.Module  # in eval mode, on its device
-    data: SequenceData | SeriesData
+    data: ImageData | SeriesData
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -54,7 +54,7 @@ class Run:
         """The predicted class of each input, given as the data holds them: images (N, H, W) uint8 (e.g.
         data.test_x), or series (N, T, F) as read and normalised, with their lengths when they differ."""
         inputs = inputs.to(self.data.device)
-        if isinstance(self.data, SequenceData):
+        if isinstance(self.data, ImageData):
             return self.model(self.data.as_sequences(inputs)).argmax(dim=1).cpu()  # (N, T, F) in the run's view
         if lengths is not None:
             inputs = Padded(inputs, lengths.cpu())

@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from src.config.errors import ConfigError, cli
 from src.config.schema import register_schemas, validate
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.runs.atomic import write_bytes_atomically
 from src.training.building import build_data, fresh_step
 from src.training.devices import pick_device
@@ -32,7 +32,7 @@ register_schemas()
 PROFILED_STEPS = 10
 
 
-def profile_loop(model: torch.nn.Module, step: Step, data: SequenceData, *, seed: int, warmup: int, steps: int) -> dict:
+def profile_loop(model: torch.nn.Module, step: Step, data: ImageData, *, seed: int, warmup: int, steps: int) -> dict:
     """Wall and kernel time per step of one step kind, after `warmup` steps, over `steps` steps."""
     device = data.device
     generator = torch.Generator().manual_seed(seed)

@@ -15,7 +15,7 @@ from src.config.choices import Cell, GraphMode, Precision
 from src.config.errors import ConfigError, one_line
 from src.config.schema import validate
 from src.data.image_files import CACHE_NAME
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.data.series import SeriesData
 from src.training.job import train_job
 from src.training.models import RecurrentClassifier
@@ -117,7 +117,7 @@ def test_every_dataset_composes_and_instantiates(option, idx_root: Path, tmp_pat
     cfg = compose_config(*overrides)
     validate(cfg)
     data = instantiate(cfg.data)
-    assert isinstance(data, SeriesData if option in ("arrays", "uea") else SequenceData)
+    assert isinstance(data, SeriesData if option in ("arrays", "uea") else ImageData)
     x, y = next(data.batches("train"))
     assert x.shape[1:] == (data.seq_len, data.input_size) and len(x) == len(y) == cfg.data.batch_size
 

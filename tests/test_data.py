@@ -8,8 +8,9 @@ from conftest import easy_images, write_idx
 from src.config.choices import Placement
 from src.config.errors import ConfigError
 from src.data import image_files
+from src.data.batched import choose_placement
 from src.data.image_files import CACHE_NAME, DataError, load_decoded
-from src.data.images import choose_placement, load_images, make_synthetic
+from src.data.images import load_images, make_synthetic
 
 BATCHING = dict(batch_size=32, eval_batch_size=100, val_size=100, view="rows", permutation_seed=0, normalize=False)
 

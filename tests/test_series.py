@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from src.config.schema import SeriesSchema
 from src.data.padded import Padded
-from src.data.series_assembly import Split, assemble, normalise, reshape_steps
+from src.data.series_assembly import Split, assemble, normalize, reshape_steps
 from src.runs import pictures
 
 SETTINGS = dict(batch_size=4, eval_batch_size=5, val_size=6, patch=1, stride=1, bucket=True, split_seed=0)
@@ -23,7 +24,8 @@ def split(count: int, seed: int, steps: int = 20, channels: int = 2) -> Split:
 
 
 def data_of(normalize: str = "none", **changes):
-    return assemble(split(40, 1), split(15, 2), ("0", "1", "2"), "test", normalize=normalize, **{**SETTINGS, **changes})
+    settings = SeriesSchema(normalize=normalize, **{**SETTINGS, **changes})
+    return assemble(split(40, 1), split(15, 2), ("0", "1", "2"), "test", settings)
 
 
 def test_batches_are_cut_to_their_longest_series_and_carry_the_lengths():
@@ -66,7 +68,7 @@ def test_channel_normalisation_uses_the_training_split_and_leaves_padding_zero()
 
 def test_series_normalisation_gives_each_series_zero_mean_and_unit_std():
     raw = split(10, 3)
-    scaled = normalise({"train": raw}, "series")["train"]
+    scaled = normalize({"train": raw}, "series")["train"]
     for values, length in zip(scaled.x, scaled.lengths.tolist(), strict=True):
         if length > 1:
             assert torch.allclose(values[:length].mean(0), torch.zeros(2), atol=1e-5)

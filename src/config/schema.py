@@ -43,6 +43,8 @@ class RecurrentSchema:
 
 @dataclass
 class BatchingSchema:
+    """How images are batched and read: the keys every image source shares (src/data/images.py)."""
+
     batch_size: int = 256
     eval_batch_size: int = 1024
     val_size: int = 5000
@@ -76,7 +78,8 @@ class SyntheticSchema(BatchingSchema):
 
 @dataclass
 class SeriesSchema:
-    """Series of real numbers (src/data/series.py): small sets, so a validation part that may be a fraction."""
+    """How series are batched and read, the keys every source of series shares (src/data/series_assembly.py):
+    small sets, so a validation part that may be a fraction."""
 
     batch_size: int = 32
     eval_batch_size: int = 512

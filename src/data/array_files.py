@@ -8,14 +8,16 @@ with neither, `test_size` of the series is held out as the test split.
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from src.config.choices import Normalization
 from src.config.errors import ConfigError
+from src.config.schema import SeriesSchema
 from src.data.image_files import DataError
+from src.data.padded import valid_steps
 from src.data.series import SeriesData
 from src.data.series_assembly import Split, assemble, class_names_of, holdout, pad
 
@@ -39,6 +41,8 @@ def read_arrays(path: Path, key: str) -> dict:
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
         if isinstance(error, DataError):
             raise
+        if isinstance(error, pickle.UnpicklingError):  # torch's text would advise loading it unsafely
+            raise DataError(f"{path}: cannot read it safely: it holds Python objects, not only tensors") from None
         raise DataError(f"{path}: cannot read: {str(error).splitlines()[0]}") from None
 
 
@@ -64,7 +68,7 @@ def split_of(arrays: dict, x_key: str, y_key: str, lengths_key: str, path: Path)
         )
     if len(x) == 0:
         raise DataError(f"{path}: '{x_key}' holds no series: the split is empty")
-    valid = torch.arange(x.shape[1]) < lengths.unsqueeze(1)  # (N, T)
+    valid = valid_steps(lengths, x.shape[1], x.device)  # (N, T)
     if not torch.isfinite(x[valid]).all():
         raise DataError(f"{path}: '{x_key}' has NaN or infinite values")
     # where, not a product: NaN padding (a common convention for unequal lengths) times 0 stays NaN.
@@ -97,21 +101,10 @@ def _values(x: object, lengths: object, path: Path, x_key: str, lengths_key: str
     return x, lengths
 
 
-def load_arrays(
-    path: str,
-    test_path: str | None,
-    test_size: float,
-    *,
-    batch_size: int,
-    eval_batch_size: int,
-    val_size: float,
-    normalize: Normalization | str,
-    patch: int,
-    stride: int,
-    bucket: bool,
-    split_seed: int,
-) -> SeriesData:
-    """Series and labels from `path` (and `test_path`), split, normalised and batched."""
+def load_arrays(path: str, test_path: str | None, test_size: float, **series: Any) -> SeriesData:
+    """Series and labels from `path` (and `test_path`), split, normalised and batched; `series` holds the
+    keys of SeriesSchema (batch sizes, validation part, normalisation, patches)."""
+    settings = SeriesSchema(**series)
     file = Path(path).expanduser()
     arrays = read_arrays(file, "data.path")
     train = split_of(arrays, "x", "y", "lengths", file)
@@ -122,23 +115,10 @@ def load_arrays(
     elif "x_test" in arrays or "y_test" in arrays:
         test = split_of(arrays, "x_test", "y_test", "lengths_test", file)
     else:
-        kept, held = holdout(train.labels, test_size, "data.test_size", split_seed + 1)
+        kept, held = holdout(train.labels, test_size, "data.test_size", settings.split_seed + 1)
         train, test = train.take(kept), train.take(held)
     if train.x.shape[2] != test.x.shape[2]:
         raise DataError(
             f"{file}: the test series have {test.x.shape[2]} features and the training ones {train.x.shape[2]}"
         )
-    return assemble(
-        train,
-        test,
-        class_names,
-        f"{file} 'y'",
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        val_size=val_size,
-        normalize=normalize,
-        patch=patch,
-        stride=stride,
-        bucket=bucket,
-        split_seed=split_seed,
-    )
+    return assemble(train, test, class_names, f"{file} 'y'", settings)

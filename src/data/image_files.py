@@ -6,6 +6,7 @@ so that a machine with no network (or Debian's dataset packages) works without f
 
 import gzip
 import io
+import pickle
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,10 @@ def load_decoded(dataset: str, root: str | Path, download: bool) -> dict:
     folder = root / TORCHVISION_CLASSES[dataset]
     raw, cache = folder / "raw", folder / CACHE_NAME
     if cache.is_file():
-        return torch.load(cache, weights_only=True)
+        try:
+            return torch.load(cache, weights_only=True)
+        except pickle.UnpicklingError:  # not a cache seqlab wrote: it holds Python objects, not only tensors
+            raise DataError(f"{cache}: cannot read it safely: not a cache seqlab wrote; delete it") from None
     cls = _torchvision_class(dataset)
     search = [raw, folder, root, *SYSTEM_DIRS.get(dataset, ())]
     if not _unpack_local(raw, search):

@@ -6,23 +6,19 @@ copy per step. Data too large for the device streams from pinned host memory a b
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from src.config.choices import Placement, View
+from src.config.choices import View
 from src.config.errors import ConfigError
+from src.config.schema import BatchingSchema
+from src.data.batched import BatchedData
 from src.data.image_files import load_decoded
 
 IMAGE_SHAPE = (28, 28)  # every dataset of the MNIST family
-
-
-def choose_placement(placement: Placement | str, nbytes: int, free_bytes: int) -> Placement:
-    """`auto` holds the data on the device when it takes at most a quarter of the device's free memory."""
-    if placement != Placement.auto:
-        return Placement(placement)
-    return Placement.device if nbytes * 4 <= free_bytes else Placement.host
 
 
 def sequence_shape(view: View | str, height: int, width: int) -> tuple[int, int]:
@@ -31,7 +27,7 @@ def sequence_shape(view: View | str, height: int, width: int) -> tuple[int, int]
 
 
 @dataclass(frozen=True)
-class SequenceData:
+class ImageData(BatchedData):
     """Train/val/test images (N, H, W) uint8 with labels, and how to batch and read them."""
 
     train_x: Tensor
@@ -48,10 +44,7 @@ class SequenceData:
     mean: float = 0.0
     std: float = 1.0
     device: torch.device = torch.device("cpu")  # where batches are delivered (see `place`)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    ALWAYS_ON_DEVICE: ClassVar[tuple[str, ...]] = ("permutation",)  # the view is applied on the device
 
     @property
     def seq_len(self) -> int:
@@ -60,28 +53,6 @@ class SequenceData:
     @property
     def input_size(self) -> int:
         return sequence_shape(self.view, *self.train_x.shape[1:])[1]
-
-    @property
-    def nbytes(self) -> int:
-        tensors = (getattr(self, f.name) for f in fields(self))
-        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, Tensor))
-
-    def place(self, device: torch.device, placement: Placement | str = Placement.auto) -> "SequenceData":
-        """Deliver batches on `device`, holding the data there (`device`) or streaming it from host
-        memory, pinned for CUDA (`host`); `auto` holds it on the device when it takes at most a
-        quarter of the device's free memory."""
-        if placement == Placement.auto:  # a CPU's memory is the host's: holding and streaming are the same
-            free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else self.nbytes * 4
-            placement = choose_placement(placement, self.nbytes, free)
-        moved = {}
-        for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
-            if not isinstance(value, Tensor):
-                continue
-            if placement == Placement.device or name == "permutation":  # the view is applied on the device
-                moved[name] = value.to(device)
-            elif device.type == "cuda":
-                moved[name] = value.pin_memory()  # lets the per-batch copy overlap with compute
-        return replace(self, device=device, **moved)
 
     def as_sequences(self, images: Tensor) -> Tensor:
         """Scale uint8 images (B, H, W) to [0, 1] as ToTensor does, normalise, and apply the view."""
@@ -103,7 +74,7 @@ class SequenceData:
         """Yield (sequences (B, T, F), labels (B,)) for one pass over a split, from batch `first_batch` on
         (a resumed epoch); the last batch may be short."""
         images, labels = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
-        size = self.batch_size if split == "train" else self.eval_batch_size
+        size = self.split_batch_size(split)
         order = torch.randperm(len(labels), generator=generator).to(labels.device) if shuffle else None
         for start in range(first_batch * size, len(labels), size):
             index = slice(start, start + size) if order is None else order[start : start + size]
@@ -111,26 +82,18 @@ class SequenceData:
             batch_images = images[index].to(self.device, non_blocking=True)
             yield self.as_sequences(batch_images), labels[index].to(self.device, non_blocking=True)
 
-    def num_batches(self, split: str) -> int:
-        size = self.batch_size if split == "train" else self.eval_batch_size
-        return -(-len(getattr(self, f"{split}_y")) // size)
-
 
 def _assemble(
-    train_x: Tensor,
-    train_y: Tensor,
-    test_x: Tensor,
-    test_y: Tensor,
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
     class_names: tuple[str, ...],
-    *,
-    batch_size: int,
-    eval_batch_size: int,
-    val_size: int,
-    view: str,
-    permutation_seed: int,
-    normalize: bool,
+    batching: BatchingSchema,
     split_seed: int,
-) -> SequenceData:
+) -> ImageData:
+    """Images (N, H, W) uint8 and labels (N,) of the train and test splits, with `val_size` training images
+    held out for validation."""
+    (train_x, train_y), (test_x, test_y) = train, test
+    val_size = batching.val_size
     if val_size >= len(train_y):
         raise ConfigError("data.val_size", val_size, f"an integer below the training set size {len(train_y)}")
     # A fixed split seed keeps the validation set the same across training seeds.
@@ -138,12 +101,12 @@ def _assemble(
     val_index, train_index = order[:val_size], order[val_size:]
     train_images = train_x[train_index]
     mean, std = 0.0, 1.0
-    if normalize:  # statistics of the training split only: the test set must not leak into training
+    if batching.normalize:  # statistics of the training split only: the test set must not leak into training
         pixels = train_images.float() / 255.0
         mean, std = pixels.mean().item(), pixels.std().item()
     num_pixels = train_x.shape[1] * train_x.shape[2]
-    permutation = torch.randperm(num_pixels, generator=torch.Generator().manual_seed(permutation_seed))
-    return SequenceData(
+    permutation = torch.randperm(num_pixels, generator=torch.Generator().manual_seed(batching.permutation_seed))
+    return ImageData(
         train_x=train_images,
         train_y=train_y[train_index],
         val_x=train_x[val_index],
@@ -151,46 +114,22 @@ def _assemble(
         test_x=test_x,
         test_y=test_y,
         class_names=class_names,
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        view=View(view),
+        batch_size=batching.batch_size,
+        eval_batch_size=batching.eval_batch_size,
+        view=View(batching.view),
         permutation=permutation,
         mean=mean,
         std=std,
     )
 
 
-def load_images(
-    dataset: str,
-    root: str,
-    download: bool,
-    *,
-    batch_size: int,
-    eval_batch_size: int,
-    val_size: int,
-    view: str,
-    permutation_seed: int,
-    normalize: bool,
-    split_seed: int,
-) -> SequenceData:
-    """One of the MNIST family, read through torchvision; `val_size` images held out of training."""
+def load_images(dataset: str, root: str, download: bool, split_seed: int, **batching: Any) -> ImageData:
+    """One of the MNIST family, read through torchvision; `batching` holds the keys of BatchingSchema
+    (batch sizes, `val_size` images held out of training, view, normalisation)."""
     tensors = load_decoded(dataset, root, download)
     _check_splits(tensors, f"data.dataset={dataset} in data.root={root}")
-    class_names = tuple(tensors["classes"])
-    return _assemble(
-        tensors["train_x"],
-        tensors["train_y"],
-        tensors["test_x"],
-        tensors["test_y"],
-        class_names,
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        val_size=val_size,
-        view=view,
-        permutation_seed=permutation_seed,
-        normalize=normalize,
-        split_seed=split_seed,
-    )
+    train, test = (tensors["train_x"], tensors["train_y"]), (tensors["test_x"], tensors["test_y"])
+    return _assemble(train, test, tuple(tensors["classes"]), BatchingSchema(**batching), split_seed)
 
 
 def _check_splits(tensors: dict, source: str) -> None:
@@ -211,15 +150,10 @@ def make_synthetic(
     num_classes: int,
     noise: float,
     seed: int,
-    *,
-    batch_size: int,
-    eval_batch_size: int,
-    val_size: int,
-    view: str,
-    permutation_seed: int,
-    normalize: bool,
-) -> SequenceData:
-    """SYNTHETIC: one random template per class plus Gaussian noise, quantised to uint8 "images"."""
+    **batching: Any,
+) -> ImageData:
+    """SYNTHETIC: one random template per class plus Gaussian noise, quantised to uint8 "images";
+    `batching` holds the keys of BatchingSchema."""
     generator = torch.Generator().manual_seed(seed)
     templates = torch.rand(num_classes, seq_len, input_size, generator=generator)
 
@@ -229,19 +163,6 @@ def make_synthetic(
         images = ((templates[labels] + jitter).clamp(0, 1) * 255).round().to(torch.uint8)
         return images, labels
 
-    train_x, train_y = sample(num_train)
-    test_x, test_y = sample(num_test)
-    return _assemble(
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        tuple(f"class {k}" for k in range(num_classes)),
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        val_size=val_size,
-        view=view,
-        permutation_seed=permutation_seed,
-        normalize=normalize,
-        split_seed=seed,
-    )
+    train, test = sample(num_train), sample(num_test)
+    class_names = tuple(f"class {k}" for k in range(num_classes))
+    return _assemble(train, test, class_names, BatchingSchema(**batching), split_seed=seed)

@@ -8,20 +8,20 @@ that a batch holds series of similar length.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from src.config.choices import Placement
-from src.data.images import choose_placement
+from src.data.batched import BatchedData
 from src.data.padded import Padded
 
 BUCKET_BATCHES = 16  # batches per window sorted by length: random enough across windows, little padding within
 
 
 @dataclass(frozen=True)
-class SeriesData:
+class SeriesData(BatchedData):
     """Train/val/test series (N, T, F) float32, zero past each length, lengths (N,) int64 and labels (N,)."""
 
     train_x: Tensor
@@ -41,10 +41,7 @@ class SeriesData:
     channels: int = 1  # features of one original step; a patch of k steps has k * channels features
     view: str = "series"  # how the series are read, for the log: "series", or "series in patches of k"
     device: torch.device = torch.device("cpu")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    KEPT_ON_HOST: ClassVar[tuple[str, ...]] = ("train_lengths", "val_lengths", "test_lengths")  # read by packing
 
     @property
     def seq_len(self) -> int | None:
@@ -55,26 +52,6 @@ class SeriesData:
     def input_size(self) -> int:
         return self.train_x.shape[2]
 
-    @property
-    def nbytes(self) -> int:
-        tensors = (getattr(self, f.name) for f in fields(self))
-        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, Tensor))
-
-    def place(self, device: torch.device, placement: Placement | str = Placement.auto) -> "SeriesData":
-        """Deliver batches on `device`, holding values and labels there or streaming them from (pinned)
-        host memory, as SequenceData.place does; the lengths stay on the CPU, where packing reads them."""
-        if placement == Placement.auto:
-            free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else self.nbytes * 4
-            placement = choose_placement(placement, self.nbytes, free)
-        moved = {}
-        for name in (f"{split}_{part}" for split in ("train", "val", "test") for part in ("x", "y")):
-            value = getattr(self, name)
-            if placement == Placement.device:
-                moved[name] = value.to(device)
-            elif device.type == "cuda":
-                moved[name] = value.pin_memory()
-        return replace(self, device=device, **moved)
-
     def batches(
         self, split: str, shuffle: bool = False, generator: torch.Generator | None = None, first_batch: int = 0
     ) -> Iterator[tuple[Tensor | Padded, Tensor]]:
@@ -83,7 +60,7 @@ class SeriesData:
         batches already trained on are skipped); evaluation keeps the split's order, so predictions line
         up with its labels."""
         values, lengths, labels = (getattr(self, f"{split}_{part}") for part in ("x", "lengths", "y"))
-        order, sizes = self._order(lengths, self._size(split), shuffle, generator)
+        order, sizes = self._order(lengths, self.split_batch_size(split), shuffle, generator)
         on_device = order.to(values.device)  # one copy of the whole order, not one per batch
         pairs = list(zip(order.split(sizes), on_device.split(sizes), strict=True))[first_batch:]
         for index, device_index in pairs:
@@ -105,12 +82,6 @@ class SeriesData:
         batches = order.split(size)
         shuffled = [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
         return torch.cat(shuffled), [len(batch) for batch in shuffled]
-
-    def _size(self, split: str) -> int:
-        return self.batch_size if split == "train" else self.eval_batch_size
-
-    def num_batches(self, split: str) -> int:
-        return -(-len(getattr(self, f"{split}_y")) // self._size(split))
 
     def series(self, split: str, count: int) -> tuple[list[Tensor], Tensor | Padded, Tensor]:
         """`count` series spread evenly over a split (archive splits are often sorted by class): as drawn

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from src.config.choices import Normalization
 from src.config.errors import ConfigError
+from src.config.schema import SeriesSchema
 from src.data.image_files import DataError
 from src.data.padded import valid_steps
 from src.data.series import SeriesData
@@ -79,7 +80,7 @@ def holdout(labels: np.ndarray, size: float, key: str, seed: int) -> tuple[Tenso
     return by_rank[count:].sort().values, by_rank[:count].sort().values
 
 
-def normalise(splits: dict[str, Split], how: Normalization) -> dict[str, Split]:
+def normalize(splits: dict[str, Split], how: Normalization) -> dict[str, Split]:
     """Scale every split's valid steps; `channel` uses the training split's statistics only."""
     if how == Normalization.none:
         return splits
@@ -114,29 +115,17 @@ def reshape_steps(split: Split, patch: int, stride: int) -> Split:
 
 
 def assemble(
-    train: Split,
-    test: Split,
-    class_names: tuple[str, ...],
-    source: str,
-    *,
-    batch_size: int,
-    eval_batch_size: int,
-    val_size: float,
-    normalize: Normalization | str,
-    patch: int,
-    stride: int,
-    bucket: bool,
-    split_seed: int,
+    train: Split, test: Split, class_names: tuple[str, ...], source: str, settings: SeriesSchema
 ) -> SeriesData:
     """Hold out the validation part of `train`, normalise, reshape the steps and check what is left."""
     if len(class_names) < 2:
         raise DataError(
             f"{source}: {len(class_names)} class ({', '.join(class_names)}): a classifier needs two or more"
         )
-    kept, held = holdout(train.labels, val_size, "data.val_size", split_seed)
+    kept, held = holdout(train.labels, settings.val_size, "data.val_size", settings.split_seed)
     splits = {"train": train.take(kept), "val": train.take(held), "test": test}
-    splits = normalise(splits, Normalization(normalize))
-    splits = {name: reshape_steps(split, patch, stride) for name, split in splits.items()}
+    splits = normalize(splits, Normalization(settings.normalize))
+    splits = {name: reshape_steps(split, settings.patch, settings.stride) for name, split in splits.items()}
     parts = {}
     for name, split in splits.items():
         parts |= {
@@ -150,10 +139,10 @@ def assemble(
     return SeriesData(
         **parts,
         class_names=class_names,
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
+        batch_size=settings.batch_size,
+        eval_batch_size=settings.eval_batch_size,
         variable_lengths=variable,
-        bucket=bucket,
+        bucket=settings.bucket,
         channels=train.x.shape[2],
-        view="series" if patch == 1 else f"series in patches of {patch}",
+        view="series" if settings.patch == 1 else f"series in patches of {settings.patch}",
     )

@@ -7,11 +7,12 @@ its training split.
 """
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from src.config.choices import Normalization
+from src.config.schema import SeriesSchema
 from src.data.image_files import DataError
 from src.data.series import SeriesData
 from src.data.series_assembly import Split, assemble, pad
@@ -68,35 +69,11 @@ def read_split(datasets, name: str, split: str, folder: Path) -> tuple[Split, li
     return Split(values, lengths, np.asarray(labels).astype(str)), [str(c) for c in meta["class_values"]]
 
 
-def load_uea(
-    name: str,
-    root: str | None,
-    *,
-    batch_size: int,
-    eval_batch_size: int,
-    val_size: float,
-    normalize: Normalization | str,
-    patch: int,
-    stride: int,
-    bucket: bool,
-    split_seed: int,
-) -> SeriesData:
-    """An archive problem's official train/test split, with a validation part out of its training split."""
+def load_uea(name: str, root: str | None, **series: Any) -> SeriesData:
+    """An archive problem's official train/test split, with a validation part out of its training split;
+    `series` holds the keys of SeriesSchema (batch sizes, validation part, normalisation, patches)."""
     datasets = _aeon_datasets()
     folder = problem_folder(name, root, Path(datasets.__file__).parent / "data")
     train, class_names = read_split(datasets, name, "train", folder)
     test, _ = read_split(datasets, name, "test", folder)
-    return assemble(
-        train,
-        test,
-        tuple(class_names),
-        f"data.name={name}",
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        val_size=val_size,
-        normalize=normalize,
-        patch=patch,
-        stride=stride,
-        bucket=bucket,
-        split_seed=split_seed,
-    )
+    return assemble(train, test, tuple(class_names), f"data.name={name}", SeriesSchema(**series))

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.errors import naming_key
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.data.series import SeriesData
 from src.training.precision import check_precision
 from src.training.schedules import Schedule, build_schedule
@@ -21,7 +21,7 @@ INIT_LOCK = threading.Lock()
 DATA_LOCK = threading.Lock()
 
 
-def build_data(cfg: DictConfig, device: torch.device) -> SequenceData | SeriesData:
+def build_data(cfg: DictConfig, device: torch.device) -> ImageData | SeriesData:
     """The configured dataset, placed to deliver batches on the device; decoded once per distinct data
     config and device in this process (jobs of a sweep share it read-only)."""
     data_config = OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
@@ -29,20 +29,20 @@ def build_data(cfg: DictConfig, device: torch.device) -> SequenceData | SeriesDa
 
 
 @lru_cache(maxsize=4)
-def _placed_data_unlocked(data_json: str, device: str, placement: str) -> SequenceData | SeriesData:
+def _placed_data_unlocked(data_json: str, device: str, placement: str) -> ImageData | SeriesData:
     data = instantiate(json.loads(data_json)).place(torch.device(device), placement)
     if data.device.type == "cuda":  # other jobs read it from their own streams: the copies must be done
         torch.cuda.current_stream(data.device).synchronize()
     return data
 
 
-def _placed_data(data_json: str, device: str, placement: str) -> SequenceData | SeriesData:
+def _placed_data(data_json: str, device: str, placement: str) -> ImageData | SeriesData:
     with DATA_LOCK:
         return _placed_data_unlocked(data_json, device, placement)
 
 
 def build_training(
-    cfg: DictConfig, data: SequenceData | SeriesData, device: torch.device
+    cfg: DictConfig, data: ImageData | SeriesData, device: torch.device
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
     """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device;
     seq_len is None for series of different lengths."""
@@ -67,7 +67,7 @@ def build_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None,
-    data: SequenceData | SeriesData,
+    data: ImageData | SeriesData,
     device: torch.device,
 ) -> Step:
     """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
@@ -77,7 +77,7 @@ def build_step(
 
 
 def fresh_step(
-    kind: str, cfg: DictConfig, data: SequenceData | SeriesData, device: torch.device
+    kind: str, cfg: DictConfig, data: ImageData | SeriesData, device: torch.device
 ) -> tuple[torch.nn.Module, Step]:
     """A model from the seeded start and one kind of step to train it (no schedule: benchmarks compare
     steps): `framework` the step a run takes, `eager` the plain eager step, `eager_capturable` the eager

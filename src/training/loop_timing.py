@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.training.scoring import evaluate
 from src.training.step_check import FreshStep
 
@@ -32,7 +32,7 @@ class ReferenceImages(Dataset):
         return self.transform(image), int(self.labels[index])
 
 
-def epoch_batches(loop: str, data: SequenceData, generator: torch.Generator, num_workers: int) -> Iterator:
+def epoch_batches(loop: str, data: ImageData, generator: torch.Generator, num_workers: int) -> Iterator:
     """One shuffled pass over the training split as (sequences (B, T, F), labels) on the data's device."""
     if loop == "framework":
         yield from data.batches("train", shuffle=True, generator=generator)
@@ -52,7 +52,7 @@ def _sync(device: torch.device) -> None:
 def measure(
     loop: str,
     fresh: FreshStep,
-    data: SequenceData,
+    data: ImageData,
     *,
     steps: int,
     warmup: int,

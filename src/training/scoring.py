@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.data.series import SeriesData
 from src.runs import pictures
 from src.training.precision import autocast
@@ -15,7 +15,7 @@ from src.training.precision import autocast
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, data: SequenceData | SeriesData, split: str, precision: str = "fp32"
+    model: nn.Module, data: ImageData | SeriesData, split: str, precision: str = "fp32"
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of the model on a split, in eval mode."""
     model.eval()
@@ -31,13 +31,13 @@ def evaluate(
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, data: SequenceData | SeriesData, split: str) -> torch.Tensor:
+def predict(model: nn.Module, data: ImageData | SeriesData, split: str) -> torch.Tensor:
     """The predicted class of every sample of a split, in eval mode."""
     model.eval()
     return torch.cat([model(x).argmax(dim=1) for x, _ in data.batches(split)])
 
 
-def draw_predictions(model: nn.Module, data: SequenceData | SeriesData, run_dir: Path) -> np.ndarray:
+def draw_predictions(model: nn.Module, data: ImageData | SeriesData, run_dir: Path) -> np.ndarray:
     """predictions.png: the first 25 test images or series (the same in every run of a dataset) with the
     names of their predicted and true classes; returns its pixels (H, W, 3)."""
     count = pictures.GRID * pictures.GRID
@@ -61,7 +61,7 @@ def draw_series_predictions(model: nn.Module, data: SeriesData, run_dir: Path, c
     return pictures.render(pictures.series_grid(drawn, names, truths), run_dir / "predictions.png")
 
 
-def draw_confusion(model: nn.Module, data: SequenceData | SeriesData, run_dir: Path) -> np.ndarray:
+def draw_confusion(model: nn.Module, data: ImageData | SeriesData, run_dir: Path) -> np.ndarray:
     """confusion.png: the confusion matrix of the whole test set; returns its pixels (H, W, 3)."""
     counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
     return pictures.render(pictures.confusion_figure(counts, data.class_names), run_dir / "confusion.png")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from src.data.images import SequenceData
+from src.data.images import ImageData
 from src.training.steps import GraphedStep, Step
 
 FreshStep = Callable[[], tuple[nn.Module, Step]]  # a model from the seeded start, and the step that trains it
@@ -36,7 +36,7 @@ def exact_kernels() -> Iterator[None]:
         )
 
 
-def step_losses(fresh: FreshStep, data: SequenceData, steps: int, seed: int) -> tuple[torch.Tensor, bool]:
+def step_losses(fresh: FreshStep, data: ImageData, steps: int, seed: int) -> tuple[torch.Tensor, bool]:
     """The losses of `steps` steps from a fresh start over seeded shuffles, and whether the step was a CUDA graph."""
     model, step = fresh()
     generator = torch.Generator().manual_seed(seed)
@@ -47,7 +47,7 @@ def step_losses(fresh: FreshStep, data: SequenceData, steps: int, seed: int) -> 
     return losses, isinstance(step, GraphedStep)
 
 
-def check_step(steps_by_kind: dict[str, FreshStep], data: SequenceData, steps: int, seed: int) -> dict:
+def check_step(steps_by_kind: dict[str, FreshStep], data: ImageData, steps: int, seed: int) -> dict:
     """The `framework` step against every other kind (`eager`, and `eager_capturable` where the framework's
     step is a graph) under exact kernels: the largest absolute and relative loss differences."""
     with exact_kernels():
