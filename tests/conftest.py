@@ -19,6 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import torch  # noqa: E402 (after the thread count is set)
 from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.errors import InstantiationException  # noqa: E402
 from omegaconf import DictConfig
 
 from src.config.schema import register_schemas
@@ -39,6 +40,15 @@ TINY = (
     "trainer.device=cpu",
 )
 register_schemas()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked gpu need a CUDA device: skipped without one (`pytest -m gpu` selects them on a GPU)."""
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason="no CUDA: a GPU test (experiments/gpu/check.sh runs it)"))
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -107,6 +117,11 @@ def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None)
     return train_job(
         compose_config(*overrides), run_dir, parallel_jobs=None, job_num=job_num, process_started=time.perf_counter()
     )
+
+
+def refusal(error: BaseException) -> BaseException:
+    """The exception that refused an input: Hydra's InstantiationException wraps what a `_target_` raised."""
+    return error.__cause__ if isinstance(error, InstantiationException) else error
 
 
 def metrics_of(run_dir: Path) -> dict:

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
-from conftest import compose_config, metrics_of, train_in_process
-from src.config.errors import one_line
+from conftest import compose_config, metrics_of, refusal, train_in_process
+from src.config.errors import ConfigError, one_line
 from src.data.array_files import load_arrays
+from src.data.image_files import DataError
 from src.data.padded import Padded
 from src.training.job import train_job
 
@@ -98,34 +100,61 @@ def object_labels(path: Path) -> None:
 
 
 BAD_FILES = [
-    # (how to write data.npz, extra overrides, what the one line must contain)
-    (lambda p: None, (), ["data.path=", "data.npz", "an existing .npz or .pt file"]),
-    (lambda p: write_npz(p, y=None), (), ["data.npz", "no 'y'", "found: lengths, lengths_test, x"]),
-    (lambda p: write_npz(p, y=NAMES[np.arange(59) % 3]), (), ["data.npz", "'y' has shape (59,)", "expected (60,)"]),
-    (lambda p: write_npz(p, x=np.zeros((60, 12))), (), ["data.npz", "'x' has shape (60, 12)", "3 dimensions"]),
-    (lambda p: write_npz(p, x_test=np.full((30, 12, 2), np.nan)), (), ["data.npz", "'x_test'", "NaN or infinite"]),
-    (lambda p: write_npz(p, x=np.full((60, 12, 2), np.inf)), (), ["data.npz", "'x'", "NaN or infinite"]),
-    (lambda p: write_npz(p, y=np.array(["walk"] * 60)), (), ["data.npz 'y'", "1 class (walk)", "two or more"]),
+    # (how to write data.npz, extra overrides, the exception that refuses it, what its one line must contain)
+    (lambda p: None, (), ConfigError, ["data.path=", "data.npz", "an existing .npz or .pt file"]),
+    (lambda p: write_npz(p, y=None), (), DataError, ["data.npz", "no 'y'", "found: lengths, lengths_test, x"]),
+    (
+        lambda p: write_npz(p, y=NAMES[np.arange(59) % 3]),
+        (),
+        DataError,
+        ["data.npz", "'y' has shape (59,)", "expected (60,)"],
+    ),
+    (
+        lambda p: write_npz(p, x=np.zeros((60, 12))),
+        (),
+        DataError,
+        ["data.npz", "'x' has shape (60, 12)", "3 dimensions"],
+    ),
+    (
+        lambda p: write_npz(p, x_test=np.full((30, 12, 2), np.nan)),
+        (),
+        DataError,
+        ["data.npz", "'x_test'", "NaN or infinite"],
+    ),
+    (lambda p: write_npz(p, x=np.full((60, 12, 2), np.inf)), (), DataError, ["data.npz", "'x'", "NaN or infinite"]),
+    (
+        lambda p: write_npz(p, y=np.array(["walk"] * 60)),
+        (),
+        DataError,
+        ["data.npz 'y'", "1 class (walk)", "two or more"],
+    ),
     (
         lambda p: write_npz(p, x_test=np.zeros((0, 12, 2)), y_test=np.array([]), lengths_test=None),
         (),
+        DataError,
         ["'x_test'", "empty"],
     ),
-    (lambda p: write_npz(p), ("data.val_size=60",), ["data.val_size=60", "leaving both parts non-empty (60"]),
-    (lambda p: write_npz(p, lengths=np.full(60, 13)), (), ["data.npz", "'lengths' must lie in 1..12"]),
-    (object_labels, (), ["data.npz", "'y' holds Python objects", "unpickling"]),
-    (lambda p: write_npz(p), ("model.head=flatten",), ["model.head='flatten'", "differ in length"]),
-    (lambda p: write_npz(p), ("data.patch=0",), ["data.patch=0", "an integer > 0"]),
+    (
+        lambda p: write_npz(p),
+        ("data.val_size=60",),
+        ConfigError,
+        ["data.val_size=60", "leaving both parts non-empty (60"],
+    ),
+    (lambda p: write_npz(p, lengths=np.full(60, 13)), (), DataError, ["data.npz", "'lengths' must lie in 1..12"]),
+    (object_labels, (), DataError, ["data.npz", "'y' holds Python objects", "unpickling"]),
+    (lambda p: write_npz(p), ("model.head=flatten",), ConfigError, ["model.head='flatten'", "differ in length"]),
+    (lambda p: write_npz(p), ("data.patch=0",), ConfigError, ["data.patch=0", "an integer > 0"]),
 ]
 
 
-@pytest.mark.parametrize(("write", "overrides", "expected"), BAD_FILES, ids=[e[-1] for _, _, e in BAD_FILES])
-def test_bad_files_get_one_line_naming_the_file_and_the_key(tmp_path, write, overrides, expected):
+@pytest.mark.parametrize(("write", "overrides", "error", "expected"), BAD_FILES, ids=[e[-1] for *_, e in BAD_FILES])
+def test_bad_files_get_one_line_naming_the_file_and_the_key(tmp_path, write, overrides, error, expected):
     path = tmp_path / "data.npz"
     write(path)
     cfg = compose_config("data=arrays", f"data.path={path}", "model.hidden_size=8", "trainer.device=cpu", *overrides)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises((error, InstantiationException)) as raised:
         train_job(cfg, tmp_path / "run", None, None, time.perf_counter())
+    assert type(refusal(raised.value)) is error
     line = one_line(raised.value)
     assert "\n" not in line
     for fragment in expected:
@@ -157,7 +186,7 @@ def test_nan_padding_is_read_as_zeros_and_a_series_run_predicts_through_the_api(
 def test_a_pt_file_torch_will_not_read_safely_is_one_line_naming_it(tmp_path):
     path = tmp_path / "arrays.pt"
     torch.save({"x": np.zeros((4, 3, 1)), "y": np.zeros(4)}, path)  # numpy arrays: unpickling needed
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(DataError) as raised:
         load_arrays(str(path), None, 0.2, **SETTINGS)
     line = one_line(raised.value)
     assert "\n" not in line and line.startswith(f"{path}: cannot read")

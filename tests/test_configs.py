@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, compose_config, easy_images, write_idx
+from conftest import CONF, compose_config, easy_images, refusal, write_idx
 from src.config.choices import Cell, GraphMode, Precision
 from src.config.errors import ConfigError, one_line
 from src.config.schema import validate
-from src.data.image_files import CACHE_NAME
+from src.data.image_files import CACHE_NAME, DataError
 from src.data.images import ImageData
 from src.data.series import SeriesData
 from src.training.job import train_job
@@ -167,7 +168,7 @@ def test_presets_speak_of_the_project_only():
 def test_the_bench_schema_types_its_keys():
     cfg = compose_config("bench.steps=3", config_name="bench")
     assert cfg.bench.steps == 3 and cfg.bench.which == "both"
-    with pytest.raises(Exception, match="stepz"):
+    with pytest.raises(ConfigCompositionException, match="stepz"):
         compose_config("bench.stepz=3", config_name="bench")
 
 
@@ -199,93 +200,167 @@ def one_class(root: Path) -> None:
     (root / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels[:8] + bytes(len(labels) - 8)))
 
 
+# Hydra's errors for a config that cannot be composed: a missing option of a group, and anything else.
+MISSING, COMPOSE = MissingConfigException, ConfigCompositionException
 IDX = ("data=mnist", "data.root={root}", "data.download=false", "data.val_size=100")
 BAD_INPUTS = [
-    # (overrides, how to spoil the IDX files or None, what the one line must contain)
-    (("model=grux",), None, ["model/grux", "gru lstm rnn"]),
-    (("optimizer=adamx",), None, ["optimizer/adamx", "adam adamw rmsprop sgd"]),
-    (("data=imagenet",), None, ["data/imagenet", "arrays fashion_mnist kmnist mnist synthetic uea"]),
-    (("experiment=nope",), None, ["experiment/nope", "lstm_rows_last"]),
-    (("+experiment=lstm_rows_last",), None, ["+experiment=lstm_rows_last", "write experiment=lstm_rows_last"]),
-    (("model.hiden_size=3",), None, ["hiden_size", "RecurrentSchema"]),
-    (("trainer.epoch=3",), None, ["trainer.epoch", "TrainerSchema"]),
-    (("model.hidden_size=abc",), None, ["model.hidden_size=abc", "Integer"]),
-    (("model.hidden_size=1.5",), None, ["model.hidden_size=1.5", "Integer"]),
-    (("seed=abc",), None, ["seed=abc", "Integer"]),
-    (("seed=1.5",), None, ["seed=1.5", "Integer"]),
-    (("trainer.progress=maybe",), None, ["trainer.progress=maybe", "bool"]),
-    (("model.hidden_size=0",), None, ["model.hidden_size=0", "an integer > 0"]),
-    (("model.num_layers=-1",), None, ["model.num_layers=-1", "an integer > 0"]),
-    (("model.dropout=1.0",), None, ["model.dropout=1.0", "[0, 1)"]),
-    (("model.dropout=-0.1",), None, ["model.dropout=-0.1", "[0, 1)"]),
-    (("model.head=first",), None, ["model.head=first", "expected one of [last, flatten, mean, max]"]),
-    (("model.cell=transformer",), None, ["model.cell=transformer", "expected one of [rnn, gru, lstm]"]),
-    (("model.init=zeros",), None, ["model.init=zeros", "expected one of [orthogonal, torch]"]),
-    (("data.view=diagonal",), None, ["data.view=diagonal", "expected one of [rows, columns, pixels, permuted]"]),
-    (("data.batch_size=0",), None, ["data.batch_size=0", "an integer > 0"]),
-    (("data=uea", "data.normalize=minmax"), None, ["data.normalize=minmax", "expected one of [none, series, channel]"]),
-    (("data=uea", "data.stride=0"), None, ["data.stride=0", "an integer > 0"]),
-    (("data=uea", "data.val_size=0.5", "data.name=Nope"), None, ["data.name=Nope", "timeseriesclassification.com"]),
-    (("data=uea", "data.val_size=1.5"), None, ["data.val_size=1.5", "a count (a whole number) or a fraction below 1"]),
-    (("data=uea", "data.name=GunPoint", "data.val_size=0.01"), None, ["data.val_size=0.01", "leaving both parts"]),
-    (("data=uea", "data.val_size=0"), None, ["data.val_size=0", "a count > 0, or a fraction below 1"]),
-    (("data.val_size=0",), None, ["data.val_size=0", "an integer > 0: model selection needs a validation set"]),
-    (("data.val_size=5000",), None, ["data.val_size=5000", "below the training set size 2000"]),
-    (("data.num_classes=1",), None, ["data.num_classes=1", "an integer >= 2"]),
-    (("data.seq_len=0",), None, ["data.seq_len=0", "an integer > 0"]),
-    (("data.noise=-0.5",), None, ["data.noise=-0.5", "a number >= 0"]),
-    (("data.num_train=0",), None, ["data.num_train=0", "an integer > 0"]),
-    (("data.num_test=0",), None, ["data.num_test=0", "an integer > 0"]),
+    # (overrides, how to spoil the IDX files or None, the exception that refuses them, what its one line must contain)
+    (("model=grux",), None, MISSING, ["model/grux", "gru lstm rnn"]),
+    (("optimizer=adamx",), None, MISSING, ["optimizer/adamx", "adam adamw rmsprop sgd"]),
+    (("data=imagenet",), None, MISSING, ["data/imagenet", "arrays fashion_mnist kmnist mnist synthetic uea"]),
+    (("experiment=nope",), None, MISSING, ["experiment/nope", "lstm_rows_last"]),
+    (("+experiment=lstm_rows_last",), None, COMPOSE, ["+experiment=lstm_rows_last", "write experiment=lstm_rows_last"]),
+    (("model.hiden_size=3",), None, COMPOSE, ["hiden_size", "RecurrentSchema"]),
+    (("trainer.epoch=3",), None, COMPOSE, ["trainer.epoch", "TrainerSchema"]),
+    (("model.hidden_size=abc",), None, COMPOSE, ["model.hidden_size=abc", "Integer"]),
+    (("model.hidden_size=1.5",), None, COMPOSE, ["model.hidden_size=1.5", "Integer"]),
+    (("seed=abc",), None, COMPOSE, ["seed=abc", "Integer"]),
+    (("seed=1.5",), None, COMPOSE, ["seed=1.5", "Integer"]),
+    (("trainer.progress=maybe",), None, COMPOSE, ["trainer.progress=maybe", "bool"]),
+    (("model.hidden_size=0",), None, ConfigError, ["model.hidden_size=0", "an integer > 0"]),
+    (("model.num_layers=-1",), None, ConfigError, ["model.num_layers=-1", "an integer > 0"]),
+    (("model.dropout=1.0",), None, ConfigError, ["model.dropout=1.0", "[0, 1)"]),
+    (("model.dropout=-0.1",), None, ConfigError, ["model.dropout=-0.1", "[0, 1)"]),
+    (("model.head=first",), None, COMPOSE, ["model.head=first", "expected one of [last, flatten, mean, max]"]),
+    (("model.cell=transformer",), None, COMPOSE, ["model.cell=transformer", "expected one of [rnn, gru, lstm]"]),
+    (("model.init=zeros",), None, COMPOSE, ["model.init=zeros", "expected one of [orthogonal, torch]"]),
+    (
+        ("data.view=diagonal",),
+        None,
+        COMPOSE,
+        ["data.view=diagonal", "expected one of [rows, columns, pixels, permuted]"],
+    ),
+    (("data.batch_size=0",), None, ConfigError, ["data.batch_size=0", "an integer > 0"]),
+    (
+        ("data=uea", "data.normalize=minmax"),
+        None,
+        COMPOSE,
+        ["data.normalize=minmax", "expected one of [none, series, channel]"],
+    ),
+    (("data=uea", "data.stride=0"), None, ConfigError, ["data.stride=0", "an integer > 0"]),
+    (
+        ("data=uea", "data.val_size=0.5", "data.name=Nope"),
+        None,
+        DataError,
+        ["data.name=Nope", "timeseriesclassification.com"],
+    ),
+    (
+        ("data=uea", "data.val_size=1.5"),
+        None,
+        ConfigError,
+        ["data.val_size=1.5", "a count (a whole number) or a fraction below 1"],
+    ),
+    (
+        ("data=uea", "data.name=GunPoint", "data.val_size=0.01"),
+        None,
+        ConfigError,
+        ["data.val_size=0.01", "leaving both parts"],
+    ),
+    (("data=uea", "data.val_size=0"), None, ConfigError, ["data.val_size=0", "a count > 0, or a fraction below 1"]),
+    (
+        ("data.val_size=0",),
+        None,
+        ConfigError,
+        ["data.val_size=0", "an integer > 0: model selection needs a validation set"],
+    ),
+    (("data.val_size=5000",), None, ConfigError, ["data.val_size=5000", "below the training set size 2000"]),
+    (("data.num_classes=1",), None, ConfigError, ["data.num_classes=1", "an integer >= 2"]),
+    (("data.seq_len=0",), None, ConfigError, ["data.seq_len=0", "an integer > 0"]),
+    (("data.noise=-0.5",), None, ConfigError, ["data.noise=-0.5", "a number >= 0"]),
+    (("data.num_train=0",), None, ConfigError, ["data.num_train=0", "an integer > 0"]),
+    (("data.num_test=0",), None, ConfigError, ["data.num_test=0", "an integer > 0"]),
     (
         ("data=mnist", "data.dataset=cifar10"),
         None,
+        COMPOSE,
         ["data.dataset=cifar10", "expected one of [mnist, fashion_mnist, kmnist]"],
     ),
-    (("optimizer.lr=-1",), None, ["optimizer.lr=-1", "a number > 0"]),
-    (("optimizer=sgd", "optimizer.lr=0"), None, ["optimizer.lr=0", "a number > 0"]),
-    (("scheduler=cosine", "scheduler.interval=batch"), None, ["scheduler.interval='batch'", "step | epoch"]),
+    (("optimizer.lr=-1",), None, ConfigError, ["optimizer.lr=-1", "a number > 0"]),
+    (("optimizer=sgd", "optimizer.lr=0"), None, ConfigError, ["optimizer.lr=0", "a number > 0"]),
+    (
+        ("scheduler=cosine", "scheduler.interval=batch"),
+        None,
+        ConfigError,
+        ["scheduler.interval='batch'", "step | epoch"],
+    ),
     # Values that compose but that torch refuses, named by their key.
-    (("optimizer.betas=[2.0,0.9]",), None, ["optimizer.betas=[2.0, 0.9]", "Adam accepts", "Invalid beta parameter"]),
-    (("optimizer.weight_decay=-1",), None, ["optimizer.weight_decay=-1", "Invalid weight_decay value"]),
-    (("optimizer=sgd", "optimizer.momentum=-0.5"), None, ["optimizer.momentum=-0.5", "SGD accepts"]),
-    (("+optimizer.eps=-1",), None, ["optimizer.eps=-1", "Invalid epsilon value"]),
-    (("scheduler=plateau", "scheduler.factor=2.0"), None, ["scheduler.factor=2.0", "ReduceLROnPlateau accepts"]),
-    (("+optimizer.nesterov=true",), None, ["optimizer.nesterov=True", "unexpected keyword argument 'nesterov'"]),
-    (("trainer.epochs=-2",), None, ["trainer.epochs=-2", "an integer >= 0"]),
-    (("trainer.grad_clip_norm=0",), None, ["trainer.grad_clip_norm=0", "null or a number > 0"]),
-    (("trainer.device=tpu",), None, ["trainer.device='tpu'", "auto | cpu | cuda | cuda:N"]),
-    (("trainer.num_threads=0",), None, ["trainer.num_threads=0", "null or an integer > 0"]),
-    (("trainer.max_loss=0",), None, ["trainer.max_loss=0", "null or a number > 0"]),
-    (("trainer.log_every_n_steps=0",), None, ["trainer.log_every_n_steps=0", "an integer > 0"]),
-    (("trainer.data_placement=gpu",), None, ["trainer.data_placement=gpu", "expected one of [auto, device, host]"]),
-    (("trainer.precision=fp8",), None, ["trainer.precision=fp8", "expected one of [fp32, bf16, fp16-mixed]"]),
-    (("trainer.precision=fp16-mixed",), None, ["trainer.precision='fp16-mixed'", "needs a CUDA device"]),
-    (("trainer.cuda_graph=maybe",), None, ["trainer.cuda_graph=maybe", "expected one of [auto, always, never]"]),
-    (("trainer.cuda_graph=true",), None, ["trainer.cuda_graph=true", "expected one of [auto, always, never]"]),
-    (("trainer.cuda_graph=always",), None, ["trainer.cuda_graph='always'", "CUDA graphs need a CUDA device"]),
-    (("trainer.early_stopping_patience=0",), None, ["trainer.early_stopping_patience=0", "null or an integer > 0"]),
-    (("scheduler=exponential",), None, ["scheduler/exponential", "cosine none onecycle plateau step"]),
-    (("scheduler=cosine", "scheduler.T_max=0"), None, ["scheduler.T_max=0", "an integer > 0"]),
-    (("scheduler=step", "scheduler.step_size=0"), None, ["scheduler.step_size=0", "an integer > 0"]),
+    (
+        ("optimizer.betas=[2.0,0.9]",),
+        None,
+        ConfigError,
+        ["optimizer.betas=[2.0, 0.9]", "Adam accepts", "Invalid beta parameter"],
+    ),
+    (("optimizer.weight_decay=-1",), None, ConfigError, ["optimizer.weight_decay=-1", "Invalid weight_decay value"]),
+    (("optimizer=sgd", "optimizer.momentum=-0.5"), None, ConfigError, ["optimizer.momentum=-0.5", "SGD accepts"]),
+    (("+optimizer.eps=-1",), None, ConfigError, ["optimizer.eps=-1", "Invalid epsilon value"]),
+    (
+        ("scheduler=plateau", "scheduler.factor=2.0"),
+        None,
+        ConfigError,
+        ["scheduler.factor=2.0", "ReduceLROnPlateau accepts"],
+    ),
+    (
+        ("+optimizer.nesterov=true",),
+        None,
+        ConfigError,
+        ["optimizer.nesterov=True", "unexpected keyword argument 'nesterov'"],
+    ),
+    (("trainer.epochs=-2",), None, ConfigError, ["trainer.epochs=-2", "an integer >= 0"]),
+    (("trainer.grad_clip_norm=0",), None, ConfigError, ["trainer.grad_clip_norm=0", "null or a number > 0"]),
+    (("trainer.device=tpu",), None, ConfigError, ["trainer.device='tpu'", "auto | cpu | cuda | cuda:N"]),
+    (("trainer.num_threads=0",), None, ConfigError, ["trainer.num_threads=0", "null or an integer > 0"]),
+    (("trainer.max_loss=0",), None, ConfigError, ["trainer.max_loss=0", "null or a number > 0"]),
+    (("trainer.log_every_n_steps=0",), None, ConfigError, ["trainer.log_every_n_steps=0", "an integer > 0"]),
+    (
+        ("trainer.data_placement=gpu",),
+        None,
+        COMPOSE,
+        ["trainer.data_placement=gpu", "expected one of [auto, device, host]"],
+    ),
+    (("trainer.precision=fp8",), None, COMPOSE, ["trainer.precision=fp8", "expected one of [fp32, bf16, fp16-mixed]"]),
+    (("trainer.precision=fp16-mixed",), None, ConfigError, ["trainer.precision='fp16-mixed'", "needs a CUDA device"]),
+    (
+        ("trainer.cuda_graph=maybe",),
+        None,
+        COMPOSE,
+        ["trainer.cuda_graph=maybe", "expected one of [auto, always, never]"],
+    ),
+    (("trainer.cuda_graph=true",), None, COMPOSE, ["trainer.cuda_graph=true", "expected one of [auto, always, never]"]),
+    (
+        ("trainer.cuda_graph=always",),
+        None,
+        ConfigError,
+        ["trainer.cuda_graph='always'", "CUDA graphs need a CUDA device"],
+    ),
+    (
+        ("trainer.early_stopping_patience=0",),
+        None,
+        ConfigError,
+        ["trainer.early_stopping_patience=0", "null or an integer > 0"],
+    ),
+    (("scheduler=exponential",), None, MISSING, ["scheduler/exponential", "cosine none onecycle plateau step"]),
+    (("scheduler=cosine", "scheduler.T_max=0"), None, ConfigError, ["scheduler.T_max=0", "an integer > 0"]),
+    (("scheduler=step", "scheduler.step_size=0"), None, ConfigError, ["scheduler.step_size=0", "an integer > 0"]),
     (
         ("data=mnist", "data.root={root}/empty", "data.download=false"),
         None,
+        DataError,
         ["train-images-idx3-ubyte", "empty/MNIST/raw", "download=false"],
     ),
-    (IDX, corrupt_magic, ["train-images-idx3-ubyte", "cannot decode"]),
-    (IDX, truncated, ["t10k-images-idx3-ubyte", "cannot decode"]),
-    (IDX, mismatched_lengths, ["MNIST/raw", "images (600) and labels (500) differ"]),
-    (IDX, empty_test_split, ["data.dataset=mnist in data.root=", "the test split is empty"]),
-    (IDX, one_class, ["data.dataset=mnist in data.root=", "the training split holds only class 0"]),
+    (IDX, corrupt_magic, DataError, ["train-images-idx3-ubyte", "cannot decode"]),
+    (IDX, truncated, DataError, ["t10k-images-idx3-ubyte", "cannot decode"]),
+    (IDX, mismatched_lengths, DataError, ["MNIST/raw", "images (600) and labels (500) differ"]),
+    (IDX, empty_test_split, ValueError, ["data.dataset=mnist in data.root=", "the test split is empty"]),
+    (IDX, one_class, ValueError, ["data.dataset=mnist in data.root=", "the training split holds only class 0"]),
 ]
 
 
 @pytest.mark.parametrize(
-    ("overrides", "spoil", "expected"),
+    ("overrides", "spoil", "error", "expected"),
     BAD_INPUTS,
-    ids=[" ".join(o[-1:]) + (f" {s.__name__}" if s else "") for o, s, _ in BAD_INPUTS],
+    ids=[" ".join(o[-1:]) + (f" {s.__name__}" if s else "") for o, s, _, _ in BAD_INPUTS],
 )
-def test_bad_input_is_one_line_naming_key_and_allowed_values(tmp_path, overrides, spoil, expected):
+def test_bad_input_is_one_line_naming_key_and_allowed_values(tmp_path, overrides, spoil, error, expected):
     """Composed and built in-process as the CLI does; the CLI prints `error: ` + one_line (test_cli.py)."""
     root = write_idx(tmp_path / "data")
     if spoil:
@@ -296,8 +371,9 @@ def test_bad_input_is_one_line_naming_key_and_allowed_values(tmp_path, overrides
         "trainer.device=cpu",
         *(o.format(root=root) for o in overrides),
     ]
-    with pytest.raises(Exception) as raised:
+    with pytest.raises((error, InstantiationException)) as raised:
         train_job(compose_config(*overrides), tmp_path / "run", None, None, time.perf_counter())
+    assert type(refusal(raised.value)) is error
     line = one_line(raised.value)
     assert "\n" not in line
     for fragment in expected:

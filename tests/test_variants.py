@@ -12,12 +12,30 @@ from src.data.images import make_synthetic
 from src.describe import describe
 from src.evaluate import evaluate_checkpoint
 from src.runs import tags
-from src.training.checkpoints import TrainState
+from src.training.checkpoints import TrainState, read_checkpoint
 from src.training.loop import train_one_epoch
 from src.training.models import RecurrentClassifier
 from src.training.steps import make_step
 
 SMALL = (*TINY, "data.seq_len=6", "data.input_size=5")
+
+
+def recurrent_parameters(input_size: int, hidden_size: int, num_layers: int, directions: int, gates: int = 4) -> int:
+    """Parameters of torch's recurrent stack: per layer and direction, `gates` blocks of input and recurrent
+    weights with two biases; layers after the first read every direction's output."""
+    total = 0
+    for layer in range(num_layers):
+        inputs = input_size if layer == 0 else directions * hidden_size
+        total += directions * gates * (hidden_size * (inputs + hidden_size) + 2 * hidden_size)
+    return total
+
+
+def first_and_last(run_dir, tag: str) -> tuple[float, float]:
+    values = [event.value for event in EventAccumulator(str(run_dir)).Reload().Scalars(tag)]
+    return values[0], values[-1]
+
+
+CLASSES = 4  # the synthetic task's default
 
 
 @pytest.mark.parametrize(
@@ -29,6 +47,8 @@ def test_every_view_trains(tmp_path, view, shape, caplog):
     assert metrics["status"] == "ok" and metrics["view"] == view
     assert metrics["permutation_seed"] == (5 if view == "permuted" else None)
     assert f"{shape[0]} steps of {shape[1]} features" in caplog.text
+    # The model reads what the view gives: its input size is the view's features (2 LSTM layers of 8, head last).
+    assert metrics["num_params"] == recurrent_parameters(shape[1], 8, 2, 1) + 8 * CLASSES + CLASSES
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -41,8 +61,15 @@ def test_every_head_with_and_without_bidirectional(tmp_path, head, bidirectional
         f"model.bidirectional={bidirectional}",
         "model.num_layers=2",
         "model.dropout=0.3",
+        "optimizer.lr=0.01",
     )
-    assert metrics["status"] == "ok" and metrics["test_acc"] is not None
+    directions = 2 if bidirectional else 1
+    head_inputs = 8 * directions * (6 if head == "flatten" else 1)  # flatten: every one of the 6 steps' outputs
+    weights = read_checkpoint(tmp_path / "checkpoints" / "last.pt")["model"]
+    assert weights["fc.weight"].shape == (CLASSES, head_inputs)
+    assert metrics["num_params"] == recurrent_parameters(5, 8, 2, directions) + head_inputs * CLASSES + CLASSES
+    before, after = first_and_last(tmp_path, tags.VAL_LOSS)  # evaluated before training, then after epoch 1
+    assert after < before and metrics["val_loss"] == pytest.approx(after)
 
 
 def lr_per_epoch(run_dir) -> list[float]:
@@ -52,13 +79,15 @@ def lr_per_epoch(run_dir) -> list[float]:
 @pytest.mark.parametrize(
     ("scheduler", "expected"),
     [
-        ("none", [1e-3] * 3),
-        ("cosine", [1e-3, 7.5e-4, 2.5e-4]),  # cosine: T_max = trainer.epochs, per epoch
-        ("step", [1e-3] * 3),  # step_size 3: the first decay comes after epoch 3
+        (("scheduler=none",), [1e-3] * 3),
+        (("scheduler=cosine",), [1e-3, 7.5e-4, 2.5e-4]),  # cosine: T_max = trainer.epochs, per epoch
+        # step_size 2 of 3 epochs, gamma 0.3: epochs 1 and 2 at the base rate, epoch 3 at 0.3 of it
+        (("scheduler=step", "scheduler.step_size=2"), [1e-3, 1e-3, 3e-4]),
     ],
+    ids=["none", "cosine", "step"],
 )
 def test_epoch_schedulers_change_the_learning_rate_as_documented(tmp_path, scheduler, expected):
-    train_in_process(tmp_path, *SMALL, f"scheduler={scheduler}", "trainer.epochs=3")
+    train_in_process(tmp_path, *SMALL, *scheduler, "trainer.epochs=3")
     assert lr_per_epoch(tmp_path) == expected
 
 
@@ -164,7 +193,7 @@ def test_a_run_writes_metrics_tensorboard_checkpoints_and_pictures(tiny_run):
     assert {tags.PREDICTIONS, tags.CONFUSION} <= set(events.Tags()["images"])
     assert len(events.Images(tags.PREDICTIONS)) == 1  # drawn once, at the end
     assert (tiny_run / "predictions.png").stat().st_size > 5000 and (tiny_run / "confusion.png").stat().st_size > 3000
-    checkpoint = torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=False)
+    checkpoint = torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["config"]["model"]["hidden_size"] == 16 and checkpoint["config"]["model"]["cell"] == "lstm"
     assert "rnn.weight_hh_l0" in checkpoint["model"] and checkpoint["state"]["epoch"] == 2
     assert not list(tiny_run.rglob("*.tmp"))
