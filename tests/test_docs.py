@@ -13,8 +13,9 @@ SECTIONS = ("model", "data", "optimizer", "trainer", "scheduler", "bench")
 FILE_TYPES = {"py", "md", "json", "png", "yaml", "csv", "txt", "pt"}
 
 
+@pytest.fixture(scope="module")
 def config_keys() -> set[str]:
-    """Every dotted key of every option of every group (and of the bench config)."""
+    """Every dotted key of every option of every group (and of the bench config), composed once for all pages."""
     composed = [compose_config("data=synthetic", config_name="bench")]
     for group in ("model", "data", "optimizer", "scheduler"):
         composed += [compose_config(f"{group}={path.stem}") for path in (CONF / group).glob("*.yaml")]
@@ -33,8 +34,8 @@ def config_keys() -> set[str]:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
-def test_every_config_key_named_exists(page):
-    known = config_keys()
+def test_every_config_key_named_exists(page, config_keys):
+    known = config_keys
     # `data.view`, not `run.data.test_x` (an attribute), `src/data/images.py` or `bench.json` (files).
     named = set(re.findall(rf"(?<![\w./])(?:{'|'.join(SECTIONS)})\.[A-Za-z_]+\b", page.read_text()))
     named = {key for key in named if key.rsplit(".", 1)[1] not in FILE_TYPES}

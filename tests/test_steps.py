@@ -93,7 +93,7 @@ def test_a_graph_runs_checkpoint_resumes_with_plain_settings(tmp_path):
 
     resumed_model, _, _ = tiny()
     resumed = torch.optim.Adam(resumed_model.parameters(), lr=0.01)
-    restore(torch.load(tmp_path / "last.pt", weights_only=False), resumed_model, resumed, None, torch.Generator())
+    restore(torch.load(tmp_path / "last.pt", weights_only=True), resumed_model, resumed, None, torch.Generator())
     lr = resumed.param_groups[0]["lr"]
     assert isinstance(lr, float) and lr == pytest.approx(0.01) and resumed.param_groups[0]["capturable"] is False
     # capturable=True on a CPU would refuse to step; the restored optimizer steps like the saved one would.

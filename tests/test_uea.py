@@ -90,12 +90,11 @@ def test_describe_reads_the_series_for_their_shape(capsys):
     assert "on series in patches of 5: 30 steps of 5 features, 2 classes" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_the_cli_trains_a_shipped_problem_with_no_flags(tmp_path):
-    """`python -m src.run data=uea data.name=JapaneseVowels`, as a user types it (one small epoch)."""
-    from conftest import metrics_of, run_cli
+def test_a_shipped_problem_trains_with_no_flags(tmp_path):
+    """`data=uea data.name=JapaneseVowels` and nothing else about the data: one small epoch through the job
+    code the CLI runs (the CLI itself is tested in test_cli.py)."""
+    from conftest import metrics_of, train_in_process
 
-    overrides = ("trainer.epochs=1", "model.hidden_size=8", "trainer.device=cpu", f"hydra.run.dir={tmp_path}")
-    result = run_cli("data=uea", "data.name=JapaneseVowels", *overrides)
-    assert result.returncode == 0, result.stderr
-    assert metrics_of(tmp_path)["status"] == "ok" and (tmp_path / "predictions.png").is_file()
+    overrides = ("trainer.epochs=1", "model.hidden_size=8", "trainer.device=cpu")
+    metrics = train_in_process(tmp_path, "data=uea", "data.name=JapaneseVowels", *overrides)
+    assert metrics["status"] == "ok" and metrics_of(tmp_path) == metrics and (tmp_path / "predictions.png").is_file()

@@ -37,7 +37,9 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job, sorted by validation accuracy (best first); the best finished job is marked."""
     rows = []
     for job in job_dirs(sweep_dir):
-        overrides = [o for o in OmegaConf.load(job / ".hydra" / "overrides.yaml") if not o.startswith("trainer.resume")]
+        # As written, unresolved: a sweep directory from elsewhere cannot make the report read ${oc.env:...}.
+        written = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+        overrides = [o for o in written if not o.startswith("trainer.resume")]
         metrics = read_metrics(job) or {"status": "unfinished", "error": "no metrics.json: killed or still running"}
         rows.append(
             {
