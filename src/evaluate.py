@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from src.config.errors import ConfigError, cli
+from src.config.errors import ConfigError, cli, stop
 from src.runs import pictures
 from src.runs.atomic import write_bytes_atomically
 from src.training.checkpoints import read_checkpoint
@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Evaluate cfg.ckpt on cfg.device, its data found under cfg.data_root if it moved."""
-    report = evaluate_checkpoint(Path(cfg.ckpt), cfg.device, cfg.data_root, Path(HydraConfig.get().runtime.output_dir))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        report = evaluate_checkpoint(Path(cfg.ckpt), cfg.device, cfg.data_root, run_dir)
+    except Exception as error:
+        stop(error)  # one line, without Hydra's "Error executing job with overrides" before it
     lines = [
         f"{report['checkpoint']} (epoch {report['epoch']}) on the test set: accuracy {report['test_acc']:.4f}, "
         f"loss {report['test_loss']:.4f}",

@@ -168,7 +168,7 @@ def test_resume_with_no_whole_checkpoint_names_the_files_and_says_to_start_over(
 def test_a_checkpoint_of_an_unknown_format_is_refused_in_one_line(tmp_path):
     train_in_process(tmp_path, *TINY)
     last = tmp_path / "checkpoints" / "last.pt"
-    torch.save({**torch.load(last, weights_only=False), "format": 99}, last)
+    torch.save({**torch.load(last, weights_only=True), "format": 99}, last)
     with pytest.raises(CheckpointError, match="has checkpoint format 99; this seqlab reads formats 1, 2"):
         train_in_process(tmp_path, *TINY, "trainer.epochs=2", "trainer.resume=true")
     assert read_checkpoint(tmp_path / "checkpoints" / "best.pt")["format"] == 2  # what a run writes now

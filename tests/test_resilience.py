@@ -46,7 +46,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     expected = train_in_process(whole, *LONG)
     kill_after_first_checkpoint(resumed)
-    assert torch.load(resumed / "checkpoints" / "last.pt", weights_only=False)["state"]["epoch"] >= 1
+    assert torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)["state"]["epoch"] >= 1
     result = run_cli(*LONG, "trainer.resume=true", f"hydra.run.dir={resumed}")
     assert result.returncode == 0, result.stderr
     assert "resumed from" in result.stdout

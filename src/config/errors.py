@@ -65,8 +65,10 @@ def one_line(error: BaseException) -> str:
         return f"+{group}={option}: {group} already has a place in the defaults list; write {group}={option}"
     if isinstance(error, OSError) and error.filename:
         return f"cannot write {error.filename}: {error.strerror} (check hydra.run.dir / hydra.sweep.dir and free space)"
-    # A ConfigError says all there is to say; other errors may need their cause's text.
-    parts = [error, error.__cause__] if error.__cause__ is not None and not isinstance(error, ConfigError) else [error]
+    # This project's errors (ConfigError, CheckpointError, DataError...) say all there is to say, their
+    # cause's reason included; others (Hydra's) may need their cause's text.
+    own = type(error).__module__.split(".")[0] == __name__.split(".")[0]
+    parts = [error, error.__cause__] if error.__cause__ is not None and not own else [error]
     if type(error).__name__ == "InstantiationException":  # its own text is only "Error in call to ..."
         parts = parts[1:] or parts
     kept = []

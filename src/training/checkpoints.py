@@ -3,7 +3,9 @@ atomically off it (src/runs/atomic.py)."""
 
 import io
 import logging
+import pickle
 import random
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +25,20 @@ FORMAT = 2
 READABLE_FORMATS = (1, 2)
 # Where resume looks, newest first: the last checkpoint, the one it replaced, the best one.
 CANDIDATES = ("last.pt", "previous.pt", "best.pt")
+# seqlab's own classes and functions as checkpoints written before src/ was grouped into packages name them
+# in their config, and where they live now.
+MOVED_TARGETS = {
+    "src.models.RecurrentClassifier": "src.training.models.RecurrentClassifier",
+    "src.data.load_images": "src.data.images.load_images",
+    "src.data.make_synthetic": "src.data.images.make_synthetic",
+    "src.array_files.load_arrays": "src.data.array_files.load_arrays",
+    "src.uea.load_uea": "src.data.uea.load_uea",
+}
+# How torch's safe loader (weights_only=True) names what it refused to build: a function or class the file
+# asks for, which loading with weights_only=False would have imported and called.
+ASKS_FOR = re.compile(r"GLOBAL (\S+)|reduce for unrecognized function (.+)|but got (<class .+?>)")
+# Lines of torch's message that give advice (load with weights_only=False, file an issue), not the reason.
+TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
 
 
 class CheckpointError(ValueError):
@@ -31,6 +47,11 @@ class CheckpointError(ValueError):
 
 class UnknownFormat(CheckpointError):
     """A seqlab checkpoint of a format this version does not read: refused, never skipped for an older one."""
+
+
+class UnsafeCheckpoint(CheckpointError):
+    """A file that asks the loader to run code (a crafted pickle): an attack, not damage; refused, never
+    skipped for an older one, and nothing in it is run."""
 
 
 @dataclass
@@ -103,14 +124,19 @@ def _refuse_changes(saved: dict, config: dict, path: Path) -> None:
 
 
 def read_checkpoint(path: Path) -> dict:
-    """Load a whole seqlab checkpoint; CheckpointError (one line) for anything else."""
+    """Load a whole seqlab checkpoint with torch's safe loader (tensors and plain values only, so no code
+    in the file can run); UnsafeCheckpoint or CheckpointError (one line) for anything else."""
     try:
-        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as error:  # torch's zip and pickle errors: a truncated or foreign file
-        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
-        raise CheckpointError(
-            f"{path} is not a seqlab checkpoint, or not a whole one ({type(error).__name__}: {reason})"
-        ) from error
+        with path.open("rb") as handle:
+            head = handle.read(2)
+        # torch.save writes a zip archive (before torch 1.6, pickles of protocol 2): a later protocol is a
+        # bare pickle from elsewhere, refused before torch's loader warns about it on stderr.
+        bare = len(head) == 2 and head[0] == pickle.PROTO[0] and head[1] > 2
+        checkpoint = None if bare else torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:  # torch's zip and pickle errors: a crafted, truncated or foreign file
+        raise _refusal(path, error) from error
+    if bare:
+        raise _unsafe(path, f"is a bare pickle of protocol {head[1]}, which torch.save never writes")
     if not isinstance(checkpoint, dict) or not {"model", "config", "state"} <= set(checkpoint):
         raise CheckpointError(f"{path} is not a seqlab checkpoint (written by src.run, with model, config and state)")
     version = checkpoint.get("format", 1)
@@ -120,7 +146,27 @@ def read_checkpoint(path: Path) -> dict:
             f"{', '.join(map(str, READABLE_FORMATS))}: use the seqlab that wrote it, or start over with "
             "trainer.resume=false"
         )
+    for section in ("model", "data"):
+        part = checkpoint["config"].get(section) or {}
+        if part.get("_target_") in MOVED_TARGETS:
+            part["_target_"] = MOVED_TARGETS[part["_target_"]]
     return checkpoint
+
+
+def _unsafe(path: Path, why: str) -> "UnsafeCheckpoint":
+    return UnsafeCheckpoint(
+        f"{path} is not a safe seqlab checkpoint: it {why}, and a full load could run code from it; "
+        "refused, nothing in it was run"
+    )
+
+
+def _refusal(path: Path, error: Exception) -> CheckpointError:
+    """Why torch's safe loader refused path, in one line: it asks for code, or it is damaged or foreign."""
+    if isinstance(error, pickle.UnpicklingError) and (asked := ASKS_FOR.search(str(error))):
+        return _unsafe(path, f"asks to import {next(filter(None, asked.groups()))}")
+    reasons = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith(TORCH_ADVICE)]
+    reason = reasons[0].split(". ")[0][:120] if reasons else ""  # its first sentence; the rest is torch's advice
+    return CheckpointError(f"{path} is not a seqlab checkpoint, or not a whole one ({type(error).__name__}: {reason})")
 
 
 def load_latest(directory: Path, config: dict) -> tuple[dict, Path] | None:
@@ -134,7 +180,7 @@ def load_latest(directory: Path, config: dict) -> tuple[dict, Path] | None:
     for path in found:
         try:
             loaded.append((read_checkpoint(path), path))
-        except UnknownFormat:
+        except (UnknownFormat, UnsafeCheckpoint):  # not damage: a resume must not fall back past them
             raise
         except CheckpointError as error:
             damaged.append(str(error))
