@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,19 @@ LONG = (
 )
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[tuple[str, ...]], dict]:
+    """The metrics of an uninterrupted run of some overrides, trained once in this module and shared."""
+    runs: dict[tuple[str, ...], dict] = {}
+
+    def metrics(overrides: tuple[str, ...]) -> dict:
+        if overrides not in runs:
+            runs[overrides] = train_in_process(tmp_path_factory.mktemp("uninterrupted"), *overrides)
+        return runs[overrides]
+
+    return metrics
+
+
 def signal_at_step(monkeypatch: pytest.MonkeyPatch, signum: int, at_step: int) -> None:
     """Send this process signum at the logging step at_step, as a scheduler would mid-epoch."""
     check_loss = train.check_loss
@@ -53,9 +67,9 @@ def same_results(got: dict, expected: dict) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM])
 def test_a_stop_signal_mid_epoch_checkpoints_that_step_and_resume_ends_as_an_uninterrupted_run(
-    tmp_path, monkeypatch, signum
+    tmp_path, monkeypatch, signum, uninterrupted
 ):
-    expected = train_in_process(tmp_path / "whole", *SHORT)
+    expected = uninterrupted(SHORT)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
     signal_at_step(monkeypatch, signum, at_step=4)  # 6 steps an epoch: mid-epoch 1
     with pytest.raises(Preempted) as stopped:
@@ -69,8 +83,8 @@ def test_a_stop_signal_mid_epoch_checkpoints_that_step_and_resume_ends_as_an_uni
     same_results(train_in_process(tmp_path / "resumed", *SHORT, "trainer.resume=true"), expected)
 
 
-def test_sigterm_to_the_real_cli_exits_143_with_one_line_and_resume_continues_that_step(tmp_path):
-    expected = train_in_process(tmp_path / "whole", *LONG)
+def test_sigterm_to_the_real_cli_exits_143_with_one_line_and_resume_continues_that_step(tmp_path, uninterrupted):
+    expected = uninterrupted(LONG)
     run_dir = tmp_path / "stopped"
     process = subprocess.Popen(
         [sys.executable, "-m", "src.run", *LONG, f"hydra.run.dir={run_dir}"],
@@ -110,9 +124,9 @@ def _text(path: Path) -> str:
     return path.read_text() if path.is_file() else ""
 
 
-def test_submitit_requeues_a_preempted_job_which_resumes_by_itself(tmp_path):
+def test_submitit_requeues_a_preempted_job_which_resumes_by_itself(tmp_path, uninterrupted):
     """submitit_local emulates Slurm's warning signal (USR2) and requeue; the job's lock names its process."""
-    expected = train_in_process(tmp_path / "whole", *LONG)
+    expected = uninterrupted(LONG)
     sweep_dir = tmp_path / "sweep"
     process = subprocess.Popen(
         [sys.executable, "-m", "src.run", "-m", *LONG, "trainer.resume=true", "hydra/launcher=submitit_local"]
