@@ -1,6 +1,9 @@
-"""The real CLI in a subprocess: one run end to end and one bad value; the one-line wrapper in-process.
+"""The real CLI in a subprocess, three runs: one end to end, and two bad values (one our checks refuse, one
+torch refuses) that each end in one line on stderr; the one-line wrapper in-process.
 
-Everything else runs in-process (conftest.train_in_process / sweep_in_process), through the same job code.
+Other files start the CLI where the process is part of what they test (launchers, signals, a killed run, a
+command as the docs show it); everything else runs in-process (conftest.train_in_process / sweep_in_process),
+through the same job code.
 """
 
 import json
