@@ -10,6 +10,7 @@ import time
 STARTED = time.perf_counter()  # before the heavy imports: start-up is measured from here
 
 import logging  # noqa: E402 (after the clock starts)
+import os
 from pathlib import Path
 
 import hydra
@@ -22,6 +23,7 @@ from src.config.errors import cli, one_line, stop
 from src.config.schema import register_schemas
 from src.runs.results import failed_metrics, sweep_score, write_metrics
 from src.runs.runlock import hold_run_dir
+from src.sweeps.trial_report import in_study, trial_report
 
 log = logging.getLogger(__name__)
 register_schemas()
@@ -61,9 +63,15 @@ def main(cfg: DictConfig) -> float:
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    if slurm_job := os.environ.get("SLURM_JOB_ID"):  # the id squeue, sacct and scancel take; requeues count up
+        array_task = "_".join(os.environ.get(key, "") for key in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"))
+        restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+        log.info("slurm job %s (array task %s), restart %s", slurm_job, array_task.strip("_") or "none", restarts)
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
-    # joblib's processes or a packed sweep's threads share the cores.
-    parallel_jobs = hydra_config.launcher.get("n_jobs") or hydra_config.launcher.get("jobs_per_device")
+    study = in_sweep and in_study(hydra_config)
+    # joblib's processes or a packed sweep's threads share the cores; a study's trials are n_jobs at once.
+    launcher = hydra_config.launcher
+    parallel_jobs = hydra_config.sweeper.n_jobs if study else launcher.get("n_jobs") or launcher.get("jobs_per_device")
     # One writer per directory: refused here (RunDirBusy, one line naming the holder) before anything is
     # written, not recorded as a failed job, which would overwrite the running job's metrics.json.
     try:
@@ -76,6 +84,7 @@ def main(cfg: DictConfig) -> float:
                     job_num=hydra_config.job.num if in_sweep else None,
                     process_started=STARTED,
                     swept=swept_keys(hydra_config) if in_sweep else None,
+                    trial=trial_report(hydra_config) if study else None,
                 )
             except Exception as error:
                 if not in_sweep:

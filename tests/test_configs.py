@@ -33,7 +33,7 @@ def test_groups_have_the_promised_options():
     assert options("optimizer") == ["adam", "adamw", "rmsprop", "sgd"]
     assert options("trainer") == ["default"]
     assert options("scheduler") == ["cosine", "none", "onecycle", "plateau", "step"]
-    assert options("hparams_search") == ["lstm_optuna"]
+    assert options("hparams_search") == ["lstm_optuna", "pruned"]
     assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last", "timeseries"]
 
 
@@ -81,8 +81,10 @@ def test_optuna_study_and_slurm_launcher_compose():
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         sweeper = compose("config", overrides=["hparams_search=lstm_optuna"], **with_hydra).hydra.sweeper
+        pruned = compose("config", overrides=["hparams_search=pruned", "trainer.epochs=5"], **with_hydra).hydra.sweeper
         launcher = compose("config", overrides=["hydra/launcher=slurm"], **with_hydra).hydra.launcher
         packed = compose("config", overrides=["hydra/launcher=packed"], **with_hydra).hydra.launcher
+    assert sweeper._target_.endswith("StudySweeper") and sweeper.pruner._target_ == "optuna.pruners.NopPruner"
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 0
     assert set(sweeper.params) == {
         "model.cell",
@@ -91,6 +93,8 @@ def test_optuna_study_and_slurm_launcher_compose():
         "model.dropout",
         "optimizer.lr",
     }
+    # Hyperband's largest budget is the run's epochs, set rather than estimated from finished trials.
+    assert pruned.pruner._target_ == "optuna.pruners.HyperbandPruner" and pruned.pruner.max_resource == 5
     assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.timeout_min == 120
     assert packed._target_.endswith("PackedLauncher") and packed.jobs_per_device is None
 

@@ -6,7 +6,7 @@ from torch.utils.tensorboard import SummaryWriter
 from src.data.images import load_images
 from src.runs import tags
 from src.training.checkpoints import TrainState
-from src.training.loop import fit
+from src.training.loop import LoopSettings, Training, fit
 from src.training.models import RecurrentClassifier
 from src.training.scoring import evaluate
 from src.training.steps import make_step, train_step
@@ -32,17 +32,9 @@ def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainS
     with SummaryWriter(str(tmp_path / "events")) as writer:
         step = make_step(model, optimizer, 1.0, "fp32", data.batch_size, cuda_graph=False)
         fit(
-            model,
-            data,
-            optimizer,
-            step,
-            state,
-            epochs=epochs,
-            generator=torch.Generator().manual_seed(seed),
-            log_every_n_steps=5,
-            max_loss=None,
+            Training(model, data, optimizer, step, state, torch.Generator().manual_seed(seed)),
+            LoopSettings(epochs=epochs, log_every_n_steps=5),
             writer=writer,
-            progress=False,
             on_epoch_end=lambda state, is_best: ends.append((state.epoch, is_best)),
         )
     return state, ends

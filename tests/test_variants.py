@@ -13,7 +13,7 @@ from src.describe import describe
 from src.evaluate import evaluate_checkpoint
 from src.runs import tags
 from src.training.checkpoints import TrainState, read_checkpoint
-from src.training.loop import train_one_epoch
+from src.training.loop import LoopSettings, Training, train_one_epoch
 from src.training.models import RecurrentClassifier
 from src.training.steps import make_step
 
@@ -161,17 +161,8 @@ def test_gradient_clipping_bounds_the_update():
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         step = make_step(model, optimizer, clip, "fp32", data.batch_size, cuda_graph=False)
-        train_one_epoch(
-            model,
-            data,
-            step,
-            TrainState(),
-            generator=torch.Generator().manual_seed(0),
-            log_every_n_steps=100,
-            max_loss=None,
-            writer=None,
-            progress=False,
-        )  # one batch: one step
+        training = Training(model, data, optimizer, step, TrainState(), torch.Generator().manual_seed(0))
+        train_one_epoch(training, LoopSettings(epochs=1, log_every_n_steps=100))  # one batch: one step
         return (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
 
     assert update_size(1e-3) == pytest.approx(1e-3, rel=1e-3)  # SGD lr 1: the step is the clipped gradient

@@ -34,7 +34,7 @@ OTHER_KEYS = (
 HPARAM_KEYS = DEFINING_KEYS + OTHER_KEYS
 # A group chosen in the overrides (model=gru) shows as the column that says what it chose.
 GROUP_COLUMNS = {"model": "model.cell", "data": "data", "optimizer": "optimizer"}
-METRIC_TAGS = (tags.VAL_ACC, tags.TEST_ACC, tags.FINAL_BEST_VAL_ACC, tags.FINAL_SECONDS)
+METRIC_TAGS = (tags.VAL_ACC, tags.TEST_ACC, tags.FINAL_BEST_VAL_ACC, tags.FINAL_SECONDS, tags.FINAL_PRUNED)
 
 
 def flat_value(value: object) -> int | float | str | bool:

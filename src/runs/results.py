@@ -16,23 +16,27 @@ METRICS_FILE = "metrics.json"
 
 def final_metrics(
     state: "TrainState",
+    *,
     status: str,
     num_params: int,
     seconds: float,
     job_seconds: float,
     device: str,
-    diverged_at: dict | None,
+    diverged_at: dict | None = None,
+    pruned_at: dict | None = None,
     view: str,
     permutation_seed: int,
 ) -> dict:
-    """The last epoch's figures, the best validation accuracy, how the run ended, how long it took
-    (`seconds`: training with its evaluations; `train_seconds`: the training steps alone; `job_seconds`:
-    the whole job, set-up and pictures included), and how it read the data."""
+    """The last epoch's figures, the best validation accuracy, how the run ended (`ok`, `diverged` or
+    `pruned`, and where), how long it took (`seconds`: training with its evaluations; `train_seconds`:
+    the training steps alone; `job_seconds`: the whole job, set-up and pictures included), and how it read
+    the data."""
     last = state.history[-1] if state.history else {}
     figures = {
         "test_acc": last.get(tags.TEST_ACC),
         "test_loss": last.get(tags.TEST_LOSS),
         "val_acc": last.get(tags.VAL_ACC),
+        "val_loss": last.get(tags.VAL_LOSS),
         "train_acc": last.get(tags.TRAIN_ACC),
         "train_loss": last.get(tags.TRAIN_LOSS),
         "best_val_acc": max(state.best_val_acc, 0.0),
@@ -44,6 +48,7 @@ def final_metrics(
         "device": device,
         "status": status,
         "diverged_at": diverged_at,
+        "pruned_at": pruned_at,
         "stopped_early": state.stopped_early,
         "view": view,
         "permutation_seed": permutation_seed if view == "permuted" else None,
@@ -68,12 +73,12 @@ def read_metrics(run_dir: Path) -> dict | None:
 
 
 def finished_metrics(run_dir: Path, epochs: int) -> dict | None:
-    """The metrics of a run that already ended (all epochs done, or diverged), else None."""
+    """The metrics of a run that already ended (all epochs done, diverged, or pruned), else None."""
     metrics = read_metrics(run_dir)
     if metrics is None:
         return None
     done = metrics["status"] == "ok" and (metrics["epochs_completed"] >= epochs or metrics["stopped_early"])
-    return metrics if done or metrics["status"] == "diverged" else None
+    return metrics if done or metrics["status"] in ("diverged", "pruned") else None
 
 
 def sweep_score(metrics: dict) -> float:

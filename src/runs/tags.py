@@ -28,6 +28,7 @@ EPOCH_TAGS = (
 # Logged once at the end of a run, for the HPARAMS dashboard.
 FINAL_BEST_VAL_ACC = "final/best_val_acc"
 FINAL_SECONDS = "final/seconds"
+FINAL_PRUNED = "final/pruned"  # 1 for a study's trial its pruner stopped, else 0
 # Images, drawn once at the end. TensorBoard's time series orders its groups by tag name (the part
 # before the first "/"): "visuals" sorts after every scalar group (epoch ... train, val), so the first
 # screen shows the learning curves and the pictures follow them.
@@ -41,6 +42,7 @@ METRIC_KEYS = (
     "test_acc",
     "test_loss",
     "val_acc",
+    "val_loss",
     "train_acc",
     "train_loss",
     "best_val_acc",
@@ -52,6 +54,7 @@ METRIC_KEYS = (
     "device",
     "status",
     "diverged_at",
+    "pruned_at",
     "stopped_early",
     "view",
     "permutation_seed",

@@ -1,10 +1,11 @@
 """Hydra launcher that runs a multirun's jobs concurrently, in threads of one process."""
 
+import contextlib
 import copy
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from src.sweeps.job_logs import console_logging, with_job_log
 log = logging.getLogger(__name__)
 
 GPU_JOBS_PER_DEVICE = 8
+COMPOSE_LOCK = threading.Lock()  # Hydra's config loader is not known to be thread-safe
 WAKE_SECONDS = 0.2  # how soon the main thread runs the handler of a stop signal (src/runs/preemption.py)
 
 
@@ -73,37 +75,56 @@ class PackedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Compose every job here, run them in a thread pool, and return their JobReturns in job order."""
-        assert self.config is not None and self.hydra_context is not None
+        assert self.config is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        configs = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(config):
-                config.hydra.job.id = idx
-                config.hydra.job.num = idx
-            configs.append(config)
+        configs = [self.compose(overrides, idx) for idx, overrides in enumerate(job_overrides, start=initial_job_idx)]
         workers = self.workers(configs)
         log.info(f"Launching {len(configs)} jobs in threads, {workers} at a time")
+        with self.session(), ThreadPoolExecutor(workers, thread_name_prefix="job") as pool:
+            futures = [pool.submit(self.run, config) for config in configs]
+            # Python runs a handler only when the main thread runs: a signal the kernel delivered to
+            # another thread waits until then, so the main thread wakes up now and then.
+            while wait(futures, timeout=WAKE_SECONDS).not_done:
+                if stop_requested() is not None:  # a stopping process starts no further job
+                    for future in futures:
+                        future.cancel()
+            return self.results(futures)
+
+    def compose(self, overrides: Sequence[str], idx: int) -> DictConfig:
+        """Job idx's config (its number names its directory); composition is one thread at a time."""
+        assert self.config is not None and self.hydra_context is not None
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        with COMPOSE_LOCK:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.id = idx
+            config.hydra.job.num = idx
+        return config
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """In the main thread, around the jobs' threads: Hydra's globals, a per-thread Hydra config, the
+        jobs' console logging, and the stop signals' handlers (they can only be installed here)."""
+        assert self.config is not None
+        setup_globals()
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         original = HydraConfig.instance()
         Singleton._instances[HydraConfig] = ThreadLocalHydraConfig.replacing(original)
         try:
             configure_log(console_logging(self.config), self.config.hydra.verbose)
-            # Signal handlers run in the main thread: a stop signal reaches every job thread through the flag.
-            with catch_stop_signals(), ThreadPoolExecutor(workers, thread_name_prefix="job") as pool:
-                futures = [pool.submit(self.run, config) for config in configs]
-                # Python runs a handler only when the main thread runs: a signal the kernel delivered to
-                # another thread waits until then, so the main thread wakes up now and then.
-                while wait(futures, timeout=WAKE_SECONDS).not_done:
-                    if stop_requested() is not None:  # a stopping process starts no further job
-                        for future in futures:
-                            future.cancel()
-                return self.results(futures)
+            with catch_stop_signals():
+                yield
         finally:
             Singleton._instances[HydraConfig] = original
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+
+    def launch_one(self, overrides: Sequence[str], idx: int) -> JobReturn:
+        """Compose and run job idx in this thread, inside `session` (a study's trials come one at a time)."""
+        result = self.run(self.compose(overrides, idx))
+        if result is None:  # a stop signal came before it started: it stays to be run again
+            raise preempted(stop_requested() or signal.SIGTERM, f"job {idx} not started: the sweep is stopping")
+        return result
 
     @staticmethod
     def results(futures: list[Future]) -> list[JobReturn]:

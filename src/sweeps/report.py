@@ -81,6 +81,7 @@ def write_tables(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
     write_bytes_atomically(sweep_dir / "summary.csv", table.getvalue().encode())
     shared = shared_overrides([row["overrides"] for row in rows])
     lines = [f"# Sweep {sweep_dir}", "", f"{len(rows)} jobs, sorted by {SORT_KEY}; * marks the best."]
+    lines += ["", outcomes(rows, shared)]
     if shared:
         lines.append(f"Overrides of every job: `{' '.join(sorted(shared))}`.")
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
@@ -89,6 +90,20 @@ def write_tables(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
         lines.append("| " + " | ".join(_cell(varying if c == "overrides" else row[c]) for c in COLUMNS) + " |")
     lines += seed_table(rows)
     write_bytes_atomically(sweep_dir / "summary.md", ("\n".join(lines) + "\n").encode())
+
+
+def outcomes(rows: list[dict[str, Any]], shared: set[str]) -> str:
+    """How the jobs ended, in one line, and the best finished one (a study's best trial: job = trial number)."""
+    counts = {status: sum(row["status"] == status for row in rows) for status in ("ok", "pruned")}
+    failed = sum(row["status"] in FAILED for row in rows)
+    others = len(rows) - counts["ok"] - counts["pruned"] - failed  # diverged
+    line = f"Ended: {counts['ok']} ok, {counts['pruned']} pruned, {failed} failed"
+    line += f", {others} diverged." if others else "."
+    best = next((row for row in rows if row["best"]), None)
+    if best is not None:
+        varying = " ".join(o for o in best["overrides"].split() if o not in shared) or "its overrides above"
+        line += f" Best: job {best['job']}, {SORT_KEY} {_cell(best[SORT_KEY])} (`{varying}`)."
+    return line
 
 
 def over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

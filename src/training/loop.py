@@ -9,13 +9,15 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from src.data.images import SequenceData
+from src.data.batched import BatchedData
 from src.runs import tags
 from src.training.checkpoints import TrainState
 from src.training.schedules import Schedule
@@ -45,24 +47,61 @@ def check_loss(loss: float, max_loss: float | None, epoch: int, step: int) -> No
         raise Diverged(loss, epoch, step)
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """How the loop runs: the trainer's settings it reads."""
+
+    epochs: int
+    log_every_n_steps: int = 50
+    max_loss: float | None = None  # a training loss above this is divergence (None: only NaN/inf)
+    progress: bool = False  # a tqdm bar, on a terminal
+    patience: int | None = None  # stop after this many epochs without a better validation accuracy
+    precision: str = "fp32"
+
+    @classmethod
+    def of(cls, trainer: Any) -> "LoopSettings":
+        """The settings of a composed `trainer` config."""
+        return cls(
+            epochs=trainer.epochs,
+            log_every_n_steps=trainer.log_every_n_steps,
+            max_loss=trainer.max_loss,
+            progress=trainer.progress,
+            patience=trainer.early_stopping_patience,
+            precision=str(trainer.precision),
+        )
+
+
+@dataclass
+class Training:
+    """What the loop trains, and where it stands: model, data, optimizer, step, schedule, loop state, and
+    the generator that shuffles the training split."""
+
+    model: nn.Module
+    data: BatchedData
+    optimizer: torch.optim.Optimizer
+    step: Step
+    state: TrainState
+    generator: torch.Generator
+    schedule: Schedule | None = None
+
+
 def train_one_epoch(
-    model: nn.Module,
-    data: SequenceData,
-    step: Step,
-    state: TrainState,
-    *,
-    generator: torch.Generator,
-    log_every_n_steps: int,
-    max_loss: float | None,
-    writer: SummaryWriter | None,
-    progress: bool,
-    schedule: Schedule | None = None,
+    training: Training,
+    settings: LoopSettings,
+    writer: SummaryWriter | None = None,
     should_stop: Callable[[], object] | None = None,
 ) -> tuple[float, float]:
     """Train over one shuffled pass of the training split; return its mean loss and accuracy.
 
     A state stopped mid-epoch (state.batch_in_epoch > 0) continues that epoch where it stopped. When
     should_stop() is true after a step, the state records the position and Stopped is raised."""
+    model, data, state, generator = training.model, training.data, training.state, training.generator
+    step, schedule, log_every_n_steps, max_loss = (
+        training.step,
+        training.schedule,
+        settings.log_every_n_steps,
+        settings.max_loss,
+    )
     model.train()
     shuffle_start = generator.get_state()  # the epoch's order is drawn from here
     # Sums stay on the device so the loop never waits for the GPU except at logging steps; a resumed
@@ -76,7 +115,7 @@ def train_one_epoch(
         total=data.num_batches("train"),
         desc=f"epoch {state.epoch + 1}",
         leave=False,
-        disable=not progress,
+        disable=not settings.progress,
         dynamic_ncols=True,
     )
     for x, y in bar:
@@ -105,45 +144,24 @@ def train_one_epoch(
 
 
 def fit(
-    model: nn.Module,
-    data: SequenceData,
-    optimizer: torch.optim.Optimizer,
-    step: Step,
-    state: TrainState,
+    training: Training,
+    settings: LoopSettings,
     *,
-    epochs: int,
-    generator: torch.Generator,
-    log_every_n_steps: int,
-    max_loss: float | None,
     writer: SummaryWriter,
-    progress: bool,
-    schedule: Schedule | None = None,
-    patience: int | None = None,
-    precision: str = "fp32",
     on_epoch_end: EpochEnd | None = None,
     should_stop: Callable[[], object] | None = None,
 ) -> TrainState:
-    """Train until `epochs` (or `patience` epochs without a better validation accuracy), evaluating
-    val and test and calling `on_epoch_end` after each epoch; raise Stopped once should_stop() is true."""
+    """Train until settings.epochs (or settings.patience epochs without a better validation accuracy),
+    evaluating val and test and calling `on_epoch_end` after each epoch; raise Stopped once should_stop()
+    is true."""
+    model, data, state, precision = training.model, training.data, training.state, settings.precision
     if state.step == 0:  # not on resuming, even within the first epoch
         _log_epoch(writer, state, _evaluate_all(model, data, precision))
-    progress = progress and sys.stdout.isatty()
-    while state.epoch < epochs and not state.stopped_early:
+    settings = replace(settings, progress=settings.progress and sys.stdout.isatty())
+    while state.epoch < settings.epochs and not state.stopped_early:
         started = time.perf_counter() - state.epoch_seconds  # a resumed epoch adds the time it took before
         try:
-            train_loss, train_acc = train_one_epoch(
-                model,
-                data,
-                step,
-                state,
-                generator=generator,
-                log_every_n_steps=log_every_n_steps,
-                max_loss=max_loss,
-                writer=writer,
-                progress=progress,
-                schedule=schedule,
-                should_stop=should_stop,
-            )
+            train_loss, train_acc = train_one_epoch(training, settings, writer, should_stop)
         except Stopped:
             state.epoch_seconds = time.perf_counter() - started  # saved with the mid-epoch checkpoint
             raise
@@ -155,15 +173,16 @@ def fit(
             tags.TRAIN_LOSS: train_loss,
             tags.TRAIN_ACC: train_acc,
             **_evaluate_all(model, data, precision),
-            tags.LR: float(optimizer.param_groups[0]["lr"]),
+            tags.LR: float(training.optimizer.param_groups[0]["lr"]),
             tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
         }
-        if schedule is not None:
-            schedule.after_epoch(metrics[tags.VAL_ACC])
+        if training.schedule is not None:
+            training.schedule.after_epoch(metrics[tags.VAL_ACC])
         is_best = metrics[tags.VAL_ACC] > state.best_val_acc
         if is_best:
             state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
+        patience = settings.patience
         state.stopped_early = patience is not None and state.epoch - state.best_epoch >= patience
         _log_epoch(writer, state, metrics)
         if on_epoch_end is not None:
@@ -171,14 +190,14 @@ def fit(
     if state.stopped_early:
         log.info(
             "early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
-            patience,
+            settings.patience,
             state.best_val_acc,
             state.best_epoch,
         )
     return state
 
 
-def _evaluate_all(model: nn.Module, data: SequenceData, precision: str) -> dict[str, float]:
+def _evaluate_all(model: nn.Module, data: BatchedData, precision: str) -> dict[str, float]:
     val_loss, val_acc = evaluate(model, data, "val", precision) if len(data.val_y) else (math.nan, math.nan)
     test_loss, test_acc = evaluate(model, data, "test", precision)
     return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc, tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}

@@ -1,0 +1,160 @@
+"""A study as the sweeper and its trials both open it: where it is stored, its name, its pruner.
+
+The sweeper creates the study; a trial's job reopens it by name and trial number, in the sweeper's
+process (the packed and basic launchers: the live study) or in another (joblib, submitit, Slurm: from
+its storage, Optuna's distributed mode), with the same pruner, and reports each epoch through it.
+Both ends resolve the settings with the same function from the same `hydra.sweeper` config, so they
+cannot disagree on the storage, the name or the pruner.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.config.errors import ConfigError, one_line
+
+log = logging.getLogger(__name__)
+
+JOURNAL_FILE = "optuna.journal"  # the study's record in the sweep directory, unless storage names another
+IN_MEMORY = "memory"
+DIRECTIONS = ("maximize", "minimize")
+# The metric a study optimises, per direction: reported after every epoch, told when the trial ends.
+OBJECTIVES = {"maximize": ("val/acc", "val_acc"), "minimize": ("val/loss", "val_loss")}
+RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+
+# Studies this process has open, by (storage, name): trials run as threads of the sweeper's process
+# report through the study the sweeper holds (the only way to reach an in-memory one).
+_live: dict[tuple[str, str], optuna.Study] = {}
+_live_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Where the study lives and how its trials are judged, resolved from `hydra.sweeper`."""
+
+    name: str
+    storage: str  # IN_MEMORY, a journal file's absolute path, or an RDB URL
+    direction: str
+    pruner: dict[str, Any]  # the pruner's config (`_target_` and arguments), instantiated at each end
+
+    @property
+    def report_tag(self) -> str:
+        """The per-epoch metric reported to the trial (a TensorBoard tag of the epoch's history)."""
+        return OBJECTIVES[self.direction][0]
+
+    @property
+    def value_key(self) -> str:
+        """The metrics.json key told as the trial's value when it completes."""
+        return OBJECTIVES[self.direction][1]
+
+
+def study_settings(sweeper: DictConfig, sweep_dir: str | Path) -> StudySettings:
+    """Resolve `hydra.sweeper` (storage null: a journal file in the sweep directory)."""
+    direction = str(sweeper.direction)
+    if direction not in DIRECTIONS:
+        raise ConfigError("hydra.sweeper.direction", direction, "maximize or minimize (one objective)")
+    storage = resolve_storage(sweeper.storage, Path(sweep_dir))
+    name = sweeper.study_name
+    if name is None:
+        if storage.startswith(RDB_SCHEMES):  # a shared database holds many studies: a default would mix them
+            raise ConfigError("hydra.sweeper.study_name", None, f"a name for the study in {storage}")
+        name = "seqlab"  # alone in its sweep directory's journal (or in this process's memory)
+    return StudySettings(str(name), storage, direction, OmegaConf.to_container(sweeper.pruner, resolve=True))
+
+
+def resolve_storage(storage: str | None, sweep_dir: Path) -> str:
+    """null: the sweep directory's journal; `memory`; an RDB URL as is; any other text, a journal file."""
+    if storage is None:
+        return str((sweep_dir / JOURNAL_FILE).absolute())
+    storage = str(storage)
+    if storage == IN_MEMORY or "://" in storage:
+        if "://" in storage and not storage.startswith(RDB_SCHEMES):
+            raise ConfigError(
+                "hydra.sweeper.storage", storage, "null, memory, a journal file path, or an RDB URL (sqlite:///...)"
+            )
+        return storage
+    return str(Path(storage).expanduser().absolute())
+
+
+def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
+    """The configured pruner; both ends build it, as Optuna does not store it with the study."""
+    # Optuna's Hyperband takes these without a check and fails in every trial's first report instead.
+    for key, least in (("reduction_factor", 2), ("min_resource", 1)):
+        value = settings.pruner.get(key)
+        if isinstance(value, int) and value < least:
+            raise ConfigError(f"hydra.sweeper.pruner.{key}", value, f"an integer >= {least}")
+    return built("hydra.sweeper.pruner", settings.pruner)
+
+
+def built(key: str, config: dict[str, Any]) -> Any:
+    """Instantiate a sampler's or pruner's config; what its constructor refuses is one line naming `key`."""
+    try:
+        return instantiate(config)
+    except Exception as error:
+        cause = error.__cause__ or error
+        raise ConfigError(key, config.get("_target_"), f"arguments it accepts ({one_line(cause)})") from error
+
+
+def storage_of(settings: StudySettings) -> optuna.storages.BaseStorage | str | None:
+    """What Optuna's create_study/load_study take for the settings' storage."""
+    if settings.storage == IN_MEMORY:
+        return None
+    if "://" in settings.storage:
+        return settings.storage
+    from optuna.storages.journal import JournalFileBackend
+
+    Path(settings.storage).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(settings.storage))
+
+
+def create_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the study, or load the stored one of that name (a rerun continues it); this process's trials
+    reach it through `trial_of`."""
+    study = optuna.create_study(
+        study_name=settings.name,
+        storage=storage_of(settings),
+        sampler=sampler,
+        pruner=make_pruner(settings),
+        direction=settings.direction,
+        load_if_exists=True,
+    )
+    with _live_lock:
+        _live[(settings.storage, settings.name)] = study
+    return study
+
+
+def close_study(settings: StudySettings) -> None:
+    """Forget the live study (the sweep is over)."""
+    with _live_lock:
+        _live.pop((settings.storage, settings.name), None)
+
+
+def trial_of(settings: StudySettings, number: int) -> optuna.Trial:
+    """Trial `number` of the study: through the live study in this process, else reopened from its storage
+    with the configured pruner (the sampler is never asked here: a cheap one will do)."""
+    with _live_lock:
+        study = _live.get((settings.storage, settings.name))
+    if study is None:
+        if settings.storage == IN_MEMORY:
+            raise ConfigError(
+                "hydra.sweeper.storage",
+                IN_MEMORY,
+                "a journal file or an RDB URL with a launcher that runs jobs in"
+                " other processes (an in-memory study lives in the sweeper's process only)",
+            )
+        study = optuna.load_study(
+            study_name=settings.name,
+            storage=storage_of(settings),
+            sampler=optuna.samplers.RandomSampler(),
+            pruner=make_pruner(settings),
+        )
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    # Optuna's public Trial constructor, as its own distributed mode uses it: the only way a job in
+    # another process gets the trial the sweeper asked for.
+    return optuna.Trial(study, trial_id)

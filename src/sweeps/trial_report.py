@@ -1,0 +1,58 @@
+"""A trial's job and its Optuna trial: after each epoch the job reports the study's metric, and stops
+(Pruned) when the pruner says so. Imports nothing heavy until a trial is opened, so that every job may
+import it."""
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from src.sweeps.study import StudySettings
+
+log = logging.getLogger(__name__)
+
+SWEEPER = "hydra_plugins.seqlab_study_sweeper.study_sweeper.StudySweeper"  # hydra/sweeper=study
+
+
+def in_study(hydra_config: DictConfig) -> bool:
+    """Whether this job is a trial of a study (hydra/sweeper=study)."""
+    return hydra_config.sweeper.get("_target_") == SWEEPER
+
+
+def trial_report(hydra_config: DictConfig) -> "TrialReport":
+    """This job's line to its trial: the job's number is the trial's number (the sweeper launches it so)."""
+    from src.sweeps.study import study_settings
+
+    return TrialReport(study_settings(hydra_config.sweeper, hydra_config.sweep.dir), hydra_config.job.num)
+
+
+class Pruned(Exception):
+    """The pruner stopped the trial after an epoch; the epoch's checkpoint is on disk."""
+
+    def __init__(self, epoch: int, value: float) -> None:
+        super().__init__(f"pruned after epoch {epoch} ({value:.4g})")
+        self.epoch, self.value = epoch, value
+
+
+class TrialReport:
+    """A job's line to its trial: after each epoch, report the study's metric and raise Pruned if the
+    pruner says stop."""
+
+    def __init__(self, settings: "StudySettings", number: int) -> None:
+        from src.sweeps.study import trial_of  # optuna: only in a study's jobs
+
+        self.trial = trial_of(settings, number)
+        self.tag = settings.report_tag
+        self.number = number
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Report `epoch`'s value; raise Pruned when the trial should stop here."""
+        value = metrics[self.tag]
+        if not math.isfinite(value):  # Optuna refuses NaN; a diverged epoch ends the run anyway
+            return
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            log.info("trial %d pruned after epoch %d (%s %.4g)", self.number, epoch, self.tag, value)
+            raise Pruned(epoch, value)
