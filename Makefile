@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_ARGS ?= data=fashion_mnist
 BENCH_ARGS ?= data=fashion_mnist model.hidden_size=128 trainer.device=cpu bench.steps=30
 
-.PHONY: setup data test lint run bench tensorboard clean
+.PHONY: setup data test test-slurm slurm slurm-stop lint run bench tensorboard clean
 
 setup: $(VENV)/.installed data
 
@@ -22,8 +22,21 @@ data:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "fashion-mnist: run 'sudo apt-get install dataset-fashion-mnist' or put the IDX files in data/"; fi
 
+# The tests marked slurm need a cluster: `make slurm`, then `make test-slurm`.
 test:
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto -m "not slurm"
+
+# A one-node Slurm cluster on this machine, with accounting (root: installs Debian's slurm-wlm, slurmdbd, munge
+# and MariaDB once, writes /etc/slurm, starts the daemons). Idempotent; `make slurm-stop` stops it.
+slurm:
+	@tests/slurm/cluster.sh start
+
+slurm-stop:
+	@tests/slurm/cluster.sh stop
+
+# Sweeps through hydra/launcher=slurm on that cluster: jobs, failures, time limits, requeues (minutes, serial).
+test-slurm:
+	$(PY) -m pytest -q -p no:xdist -m slurm tests/test_slurm.py
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
@@ -25,7 +24,7 @@ from src.data.series import SeriesData
 from src.runs import pictures
 from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
-from src.training.building import build_data
+from src.training.building import rebuild
 from src.training.checkpoints import read_checkpoint
 from src.training.devices import pick_device
 from src.training.job import train_job
@@ -120,19 +119,14 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if checkpoint not in CHECKPOINTS or not path.is_file():
         raise ConfigError("checkpoint", str(path), "a run directory holding checkpoints/last.pt or best.pt")
-    saved = read_checkpoint(path)  # one line for a damaged or foreign file
+    saved = read_checkpoint(path)  # one line for a damaged, foreign or crafted file
     config = OmegaConf.create(saved["config"])
-    placed_on = pick_device(device or config.trainer.device)
-    data = build_data(config, placed_on)
-    model = instantiate(
-        saved["config"]["model"], input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
-    )
-    model.load_state_dict(saved["model"])
+    model, data = rebuild(config, saved["model"], pick_device(device or config.trainer.device))
     return Run(
         run_dir=run_dir,
         config=config,
         metrics=read_metrics(run_dir) or {},
         history=saved["state"]["history"],
-        model=model.to(placed_on).eval(),
+        model=model,
         data=data,
     )

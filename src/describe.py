@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from src.config.errors import one_line
 from src.config.schema import register_schemas, validate
 from src.data.images import IMAGE_SHAPE, sequence_shape
+from src.training.building import build_data, build_model
 from src.training.models import format_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -23,15 +23,16 @@ def describe(cfg: DictConfig) -> None:
     """Print the parameter table, and the shapes of out, h_n (and c_n) for a batch of 2 sequences."""
     validate(cfg)
     if "view" not in cfg.data:  # series: their steps and classes are known once the files are read
-        data = instantiate(cfg.data)
+        data = build_data(cfg, torch.device("cpu"))
         seq_len, input_size, num_classes, view = data.train_x.shape[1], data.input_size, data.num_classes, data.view
-        model = instantiate(cfg.model, input_size=input_size, num_classes=num_classes, seq_len=data.seq_len)
+        model_seq_len = data.seq_len  # None when the series differ in length
     else:
         synthetic = "seq_len" in cfg.data
         height, width = (cfg.data.seq_len, cfg.data.input_size) if synthetic else IMAGE_SHAPE
         seq_len, input_size = sequence_shape(cfg.data.view, height, width)
         num_classes, view = (cfg.data.num_classes if synthetic else 10), cfg.data.view
-        model = instantiate(cfg.model, input_size=input_size, num_classes=num_classes, seq_len=seq_len)
+        model_seq_len = seq_len
+    model = build_model(cfg.model, input_size, num_classes, model_seq_len)
     table, total = format_parameters(model)
     print(
         f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}, head {cfg.model.head}, "

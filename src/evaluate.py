@@ -7,15 +7,15 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.config.errors import ConfigError, cli, stop
 from src.runs import pictures
 from src.runs.atomic import write_bytes_atomically
+from src.training.building import rebuild
 from src.training.checkpoints import read_checkpoint
 from src.training.devices import pick_device
-from src.training.scoring import draw_confusion, draw_predictions, evaluate, predict
+from src.training.scoring import draw_confusion, draw_predictions, score
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +40,18 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
     """Rebuild the checkpoint's model and data, evaluate on the test set, write evaluation.json and pictures."""
     if not path.is_file():
         raise ConfigError("ckpt", str(path), "the path of a run's checkpoints/last.pt or best.pt")
-    checkpoint = read_checkpoint(path)  # one line for a damaged, foreign or unknown-format file
-    saved = checkpoint["config"]
-    data_config = dict(saved["data"])
+    checkpoint = read_checkpoint(path)  # one line for a damaged, foreign, crafted or unknown-format file
+    config = OmegaConf.create(checkpoint["config"])
     if data_root:
-        if "root" not in data_config:
+        if "root" not in config.data:
             raise ConfigError("data_root", data_root, "null: this checkpoint's data is generated, it has no files")
-        data_config["root"] = data_root
-    device = pick_device(device_name)
-    data = instantiate(data_config).place(device)
-    model = instantiate(
-        saved["model"], input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
-    ).to(device)
-    model.load_state_dict(checkpoint["model"])
-    test_loss, test_acc = evaluate(model, data, "test")
-    counts = pictures.confusion_matrix(predict(model, data, "test"), data.test_y, data.num_classes)
+        config.data.root = data_root
+    model, data = rebuild(config, checkpoint["model"], pick_device(device_name))
+    test_loss, test_acc, predicted = score(model, data, "test")  # one pass: the figures and both pictures
+    counts = pictures.confusion_matrix(predicted, data.test_y, data.num_classes)
     per_class = (counts.diag() / counts.sum(dim=1).clamp(min=1)).tolist()
-    draw_predictions(model, data, run_dir)
-    draw_confusion(model, data, run_dir)
+    draw_predictions(model, data, run_dir, predicted)
+    draw_confusion(model, data, run_dir, predicted)
     report = {
         "checkpoint": str(path),
         "epoch": checkpoint["state"]["epoch"],

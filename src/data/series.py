@@ -83,11 +83,16 @@ class SeriesData(BatchedData):
         shuffled = [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
         return torch.cat(shuffled), [len(batch) for batch in shuffled]
 
+    def spread(self, split: str, count: int) -> Tensor:
+        """The indices of `count` series spread evenly over a split, those `series` draws."""
+        total = len(getattr(self, f"{split}_y"))
+        return torch.linspace(0, total - 1, min(count, total)).round().long()
+
     def series(self, split: str, count: int) -> tuple[list[Tensor], Tensor | Padded, Tensor]:
         """`count` series spread evenly over a split (archive splits are often sorted by class): as drawn
         (each (T_i, channels), patches undone), as the model reads them, and their labels."""
         labels = getattr(self, f"{split}_y")
-        index = torch.linspace(0, len(labels) - 1, min(count, len(labels))).round().long()
+        index = self.spread(split, count)
         lengths = getattr(self, f"{split}_lengths")[index]
         values = getattr(self, f"{split}_x")[index.to(labels.device), : int(lengths.max())]  # (B, T, F)
         drawn = [v[:n].reshape(-1, self.channels).cpu() for v, n in zip(values, lengths.tolist(), strict=True)]

@@ -41,18 +41,33 @@ def _placed_data(data_json: str, device: str, placement: str) -> ImageData | Ser
         return _placed_data_unlocked(data_json, device, placement)
 
 
+def build_model(config: DictConfig, input_size: int, num_classes: int, seq_len: int | None) -> torch.nn.Module:
+    """The model `config` (cfg.model) describes, reading steps of input_size features, seq_len of them (None:
+    series of different lengths), into num_classes classes; a value torch refuses names its model key."""
+    with naming_key("model", OmegaConf.to_container(config, resolve=True)):
+        return instantiate(config, input_size=input_size, num_classes=num_classes, seq_len=seq_len)
+
+
+def rebuild(
+    config: DictConfig, weights: dict[str, torch.Tensor], device: torch.device
+) -> tuple[torch.nn.Module, ImageData | SeriesData]:
+    """A saved run's model with its trained weights, in eval mode, and its data, both on the device: the
+    data placed as the run's trainer.data_placement says, the model sized by it."""
+    data = build_data(config, device)
+    model = build_model(config.model, data.input_size, data.num_classes, data.seq_len)
+    model.load_state_dict(weights)
+    return model.to(device).eval(), data
+
+
 def build_training(
     cfg: DictConfig, data: ImageData | SeriesData, device: torch.device
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
-    """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device;
-    seq_len is None for series of different lengths."""
+    """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device."""
     # Values that compose but that torch refuses are reported under their config key.
-    sections = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in ("model", "optimizer", "scheduler")}
-    with INIT_LOCK, naming_key("model", sections["model"]):
+    sections = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in ("optimizer", "scheduler")}
+    with INIT_LOCK:
         torch.manual_seed(cfg.seed)
-        model = instantiate(
-            cfg.model, input_size=data.input_size, num_classes=data.num_classes, seq_len=data.seq_len
-        ).to(device)
+        model = build_model(cfg.model, data.input_size, data.num_classes, data.seq_len).to(device)
     check_precision(model, data.seq_len or 1, data.input_size, device, cfg.trainer.precision)
     with naming_key("optimizer", sections["optimizer"]):
         optimizer = instantiate(cfg.optimizer)(model.parameters())
