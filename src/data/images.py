@@ -1,4 +1,5 @@
-"""Image datasets held whole as uint8 tensors, read as sequences, delivered in batches on the training device.
+"""Image datasets held whole as uint8 tensors, read as sequences, delivered in batches on the training device:
+ImageData, and its two sources, the MNIST family (`load_images`) and a synthetic task (`make_synthetic`).
 
 Small datasets (MNIST is 47 MB) fit on any device, so by default they are held there and batches are
 gathered and scaled where the model runs: no worker processes, no per-sample Python, no host-to-device

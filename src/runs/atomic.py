@@ -1,8 +1,11 @@
 """Files written whole or not at all, and checkpoints written off the training thread.
 
-Every file a run writes goes through `write_atomically`: a temporary file beside the target, fsynced,
-then renamed over it. A reader sees the old file or the new one, never half of one; on failure the
-temporary file is removed and the error names the target and the OS's reason.
+Every whole file a run writes (checkpoints, metrics.json, pictures, the sweep report, the decoded data
+cache) goes through `write_atomically`: a temporary file beside the target, fsynced, then renamed over it.
+A reader sees the old file or the new one, never half of one; on failure the temporary file is removed and
+the error names the target and the OS's reason. Files that grow line by line or are held open do not:
+TensorBoard's event files (appended; a resume purges the steps after the checkpoint), run.log (appended by
+logging), run.lock (src/runs/runlock.py: opened and locked in place) and Hydra's own .hydra/ files.
 """
 
 import contextlib

@@ -1,4 +1,5 @@
-"""What people would rather look at than read: a grid of predictions and a confusion matrix."""
+"""What people would rather look at than read: a grid of predictions (images, or series as lines or a heat map),
+a confusion matrix and learning curves."""
 
 import io
 from pathlib import Path
