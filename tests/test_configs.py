@@ -235,6 +235,8 @@ BAD_INPUTS = [
         ["data.view=diagonal", "expected one of [rows, columns, pixels, permuted]"],
     ),
     (("data.batch_size=0",), None, ConfigError, ["data.batch_size=0", "an integer > 0"]),
+    ((*IDX, "data.train_size=0"), None, ConfigError, ["data.train_size=0", "null (all) or an integer >= 1"]),
+    ((*IDX, "data.train_size=501"), None, ConfigError, ["data.train_size=501", "at most 500"]),
     (
         ("data=uea", "data.normalize=minmax"),
         None,

@@ -126,3 +126,14 @@ def test_parallel_first_loads_of_one_dataset_do_not_clash(idx_root):
         assert list(pool.map(first_load, range(3))) == [600] * 3
     assert not list((idx_root / "MNIST").rglob("*.tmp"))
     assert len(load_decoded("mnist", idx_root, download=False)["train_y"]) == 600
+
+
+def test_train_size_keeps_one_subset_of_the_training_split_for_every_run(idx_root):
+    whole = load_images("mnist", str(idx_root), False, 0, **BATCHING)
+    subset = load_images("mnist", str(idx_root), False, 0, train_size=50, **BATCHING)
+    again = load_images("mnist", str(idx_root), False, 0, train_size=50, **BATCHING)
+    assert len(subset.train_y) == 50 and torch.equal(subset.train_x, again.train_x)
+    assert torch.equal(subset.train_x, whole.train_x[:50])  # the first of the same drawn order
+    assert torch.equal(subset.val_x, whole.val_x) and torch.equal(subset.test_x, whole.test_x)
+    with pytest.raises(ConfigError, match=r"data.train_size=501 is not allowed: expected null or at most 500"):
+        load_images("mnist", str(idx_root), False, 0, train_size=501, **BATCHING)

@@ -60,6 +60,9 @@ class ImageSchema(BatchingSchema):
     root: str = "data"
     download: bool = True
     split_seed: int = 0
+    # Train on this many of the training images left after the validation split (drawn with split_seed,
+    # the same for every run); null: all of them. Validation and test sets stay whole.
+    train_size: int | None = None
 
 
 @dataclass
@@ -194,6 +197,8 @@ def validate(cfg: DictConfig) -> None:
     _positive(data, "data", "batch_size", "eval_batch_size")
     if data.get("_target_") == SyntheticSchema._target_:
         _check_synthetic(data)
+    if data.get("train_size") is not None:
+        require(data.train_size >= 1, "data.train_size", data.train_size, "null (all) or an integer >= 1")
     require(
         data.val_size > 0,
         "data.val_size",

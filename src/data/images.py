@@ -90,9 +90,10 @@ def _assemble(
     class_names: tuple[str, ...],
     batching: BatchingSchema,
     split_seed: int,
+    train_size: int | None = None,
 ) -> ImageData:
     """Images (N, H, W) uint8 and labels (N,) of the train and test splits, with `val_size` training images
-    held out for validation."""
+    held out for validation and, with `train_size`, that many of the rest kept for training."""
     (train_x, train_y), (test_x, test_y) = train, test
     val_size = batching.val_size
     if val_size >= len(train_y):
@@ -100,6 +101,14 @@ def _assemble(
     # A fixed split seed keeps the validation set the same across training seeds.
     order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(split_seed))
     val_index, train_index = order[:val_size], order[val_size:]
+    if train_size is not None:
+        if train_size > len(train_index):
+            raise ConfigError(
+                "data.train_size",
+                train_size,
+                f"null or at most {len(train_index)} (training images after data.val_size)",
+            )
+        train_index = train_index[:train_size]  # the order is drawn from split_seed: one subset for every run
     train_images = train_x[train_index]
     mean, std = 0.0, 1.0
     if batching.normalize:  # statistics of the training split only: the test set must not leak into training
@@ -124,13 +133,16 @@ def _assemble(
     )
 
 
-def load_images(dataset: str, root: str, download: bool, split_seed: int, **batching: Any) -> ImageData:
+def load_images(
+    dataset: str, root: str, download: bool, split_seed: int, train_size: int | None = None, **batching: Any
+) -> ImageData:
     """One of the MNIST family, read through torchvision; `batching` holds the keys of BatchingSchema
-    (batch sizes, `val_size` images held out of training, view, normalisation)."""
+    (batch sizes, `val_size` images held out of training, view, normalisation); `train_size` images of
+    the rest train (None: all)."""
     tensors = load_decoded(dataset, root, download)
     _check_splits(tensors, f"data.dataset={dataset} in data.root={root}")
     train, test = (tensors["train_x"], tensors["train_y"]), (tensors["test_x"], tensors["test_y"])
-    return _assemble(train, test, tuple(tensors["classes"]), BatchingSchema(**batching), split_seed)
+    return _assemble(train, test, tuple(tensors["classes"]), BatchingSchema(**batching), split_seed, train_size)
 
 
 def _check_splits(tensors: dict, source: str) -> None:
