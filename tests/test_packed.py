@@ -87,8 +87,12 @@ def test_the_readme_sweep_through_the_real_cli(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
-    bad = run_cli(
-        "-m", *TINY, "hydra/launcher=packed", "hydra.launcher.jobs_per_device=0", f"hydra.sweep.dir={tmp_path / 'bad'}"
-    )
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.jobs_per_device=0 is not allowed")
+
+
+def test_zero_jobs_per_device_is_refused_in_one_line_before_any_job(tmp_path):
+    """In-process: the exit message is what the CLI prints (a real process: test_packed_launcher.py)."""
+    with pytest.raises(SystemExit) as stopped:
+        sweep_in_process(tmp_path / "bad", *TINY, "hydra/launcher=packed", "hydra.launcher.jobs_per_device=0")
+    line = str(stopped.value.code)
+    assert line.startswith("error: hydra.launcher.jobs_per_device=0 is not allowed") and "\n" not in line
+    assert not (tmp_path / "bad").exists()
