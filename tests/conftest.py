@@ -49,6 +49,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(pytest.mark.skip(reason="no CUDA: a GPU test (experiments/gpu/check.sh runs it)"))
+
+
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -119,9 +121,20 @@ def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None)
     )
 
 
-def refusal(error: BaseException) -> BaseException:
-    """The exception that refused an input: Hydra's InstantiationException wraps what a `_target_` raised."""
-    return error.__cause__ if isinstance(error, InstantiationException) else error
+def refused_line(run_dir: Path, overrides: list[str], error: type[BaseException]) -> str:
+    """Compose and train the overrides in-process, expecting `error` to refuse them before any result is
+    written (Hydra's InstantiationException wraps what a `_target_` raised); the one line the CLI prints."""
+    from src.config.errors import one_line
+    from src.training.job import train_job
+
+    with pytest.raises((error, InstantiationException)) as raised:
+        train_job(compose_config(*overrides), run_dir, None, None, time.perf_counter())
+    refused = raised.value.__cause__ if isinstance(raised.value, InstantiationException) else raised.value
+    assert type(refused) is error
+    assert not (run_dir / "metrics.json").exists()
+    line = one_line(raised.value)
+    assert "\n" not in line
+    return line
 
 
 def metrics_of(run_dir: Path) -> dict:
