@@ -224,15 +224,17 @@ def test_a_killed_study_resumes_its_running_trials_and_reaches_n_trials(tmp_path
     os.killpg(first.pid, signal.SIGKILL)  # the sweep and its workers, as a lost node would end them
     first.wait()
     running = [t.number for t in stored_trials(sweep) if t.state == TrialState.RUNNING]
-    assert running, "the kill came before any trial was running"
+    checkpointed = [n for n in running if list(sweep.glob(f"{n}_*/checkpoints/last.pt"))]
+    assert checkpointed, "the kill came before any running trial had a checkpoint"
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     trials = stored_trials(sweep)
     assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
-    for number in running:  # taken up under its own number, from its checkpoint
-        assert f"taking up trial {number}" in done.stderr
-        assert "resumed from" in (job_dir(sweep, number) / "run.log").read_text()
+    for number in running:  # taken up under its own number: from its checkpoint, where it had one
+        assert f"taking up trial {number}" in done.stdout + done.stderr
         assert sorted(stored_trials(sweep)[number].intermediate_values) == list(range(1, 26))
+        resumed = "resumed from" in (job_dir(sweep, number) / "run.log").read_text()
+        assert resumed == (number in checkpointed)
 
 
 def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tmp_path):
