@@ -134,6 +134,17 @@ def test_a_failed_trial_is_told_as_failed_and_the_study_goes_on(tmp_path):
         sweep_in_process(sweep, *STUDY, *NEVER_PRUNE, "model.hidden_size=choice(0, 8)")
     trials = stored_trials(sweep)
     assert len(trials) == 4 and TrialState.RUNNING not in {t.state for t in trials}
+    # The same study tolerating failures up to half of its trials ends well (its report still lists them).
+    failures = sum(t.params["model.hidden_size"] == 0 for t in trials)
+    assert 0 < failures <= 2
+    sweep_in_process(
+        tmp_path / "tolerant",
+        *STUDY,
+        *NEVER_PRUNE,
+        "model.hidden_size=choice(0, 8)",
+        "hydra.sweeper.max_failure_rate=0.5",
+    )
+    assert f"{failures} failed" in (tmp_path / "tolerant" / "summary.md").read_text()
     for trial in trials:
         failed = trial.params["model.hidden_size"] == 0
         assert trial.state == (TrialState.FAIL if failed else TrialState.COMPLETE)
