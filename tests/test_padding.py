@@ -6,9 +6,11 @@ import torch
 from src.config.errors import ConfigError, one_line
 from src.data.padded import Padded
 from src.training.models import RecurrentClassifier
+from src.training.step_check import exact_kernels
 from src.training.steps import graph_blocker
 
 LENGTHS = torch.tensor([5, 1, 9, 3])
+CUDA = torch.device("cuda")
 
 
 def padded_batch(extra: int, seed: int = 0) -> Padded:
@@ -40,6 +42,23 @@ def test_appending_padding_never_changes_the_logits(cell, head, bidirectional):
         for row, length in enumerate(LENGTHS.tolist()):
             alone = model(batch.values[row : row + 1, :length])
             assert torch.allclose(alone, reference[row : row + 1], atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("head", ["last", "mean", "max"])
+def test_cudnn_reads_padded_batches_with_lengths_on_the_cpu_as_the_cpu_does(cell, head):
+    torch.manual_seed(0)
+    model = RecurrentClassifier(
+        input_size=3, num_classes=4, seq_len=None, cell=cell, hidden_size=6, num_layers=2, head=head, bidirectional=True
+    ).eval()
+    batch = padded_batch(extra=4)
+    on_gpu = batch.to(CUDA)
+    assert on_gpu.values.device.type == CUDA.type and on_gpu.lengths.device.type == "cpu"  # packing reads them there
+    with torch.no_grad(), exact_kernels():  # no TF32: the CPU's float32 results, up to summation order
+        expected = model(batch)
+        got = model.to(CUDA)(on_gpu)
+    assert torch.allclose(got.cpu(), expected, atol=1e-5), (got.cpu() - expected).abs().max()
 
 
 def test_padded_batches_train_and_padding_gets_no_gradient():

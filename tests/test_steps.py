@@ -1,9 +1,13 @@
 """The step choice, and what the CUDA-graph step relies on that a CPU can check: schedulers update a
 GPU-resident learning rate in place, and a graph run's checkpoint resumes anywhere.
 
-The capture and replay themselves need a GPU: the last test compares them with eager steps there, and
-`python -m src.bench trainer.device=cuda bench.step_check=300` does at full size (experiments/performance/).
+The capture and replay themselves need a GPU: the tests marked gpu compare them with eager steps there, and
+two jobs capturing at once on their own streams (as packed jobs do) with each alone;
+`python -m src.bench trainer.device=cuda bench.step_check=300` compares at full size (experiments/performance/).
 """
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -12,7 +16,9 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPl
 from src.config.choices import Interval
 from src.config.errors import ConfigError
 from src.runs.atomic import BackgroundWriter
+from src.training.building import INIT_LOCK
 from src.training.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
+from src.training.devices import own_stream
 from src.training.models import RecurrentClassifier
 from src.training.schedules import Schedule
 from src.training.step_check import exact_kernels
@@ -114,7 +120,7 @@ def test_zeroing_gradients_in_place_steps_like_setting_them_to_none():
     assert torch.equal(*results)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: replays a captured graph")
+@pytest.mark.gpu
 def test_the_graph_step_replays_the_eager_step_with_the_same_capturable_adam():
     def losses(graph: bool) -> torch.Tensor:
         torch.manual_seed(0)
@@ -139,6 +145,36 @@ def test_the_graph_step_replays_the_eager_step_with_the_same_capturable_adam():
     assert isinstance(
         make_step(model, torch.optim.Adam(model.parameters()), 1.0, "fp32", 32, cuda_graph=True), GraphedStep
     )
+
+
+def graph_losses(seed: int, start: threading.Barrier | None = None) -> torch.Tensor:
+    """12 graph steps of a seeded model on its own stream, as a packed job takes them; the losses."""
+    with INIT_LOCK:  # the jobs' threads share torch's global generator, as packed jobs do
+        torch.manual_seed(seed)
+        model = RecurrentClassifier(5, 3, 6, hidden_size=16).to(CUDA)
+    generator = torch.Generator().manual_seed(seed)
+    batches = [
+        (torch.randn(32, 6, 5, generator=generator), torch.randint(3, (32,), generator=generator)) for _ in range(12)
+    ]
+    with own_stream(CUDA):
+        step = make_step(model, torch.optim.Adam(model.parameters(), lr=0.01), 1.0, "fp32", 32, cuda_graph=True)
+        if start is not None:
+            start.wait()  # both jobs warm up and capture at the same time
+        losses = torch.stack([step(x.to(CUDA), y.to(CUDA))[0].clone() for x, y in batches])
+        torch.cuda.current_stream().synchronize()
+    return losses.cpu()
+
+
+@pytest.mark.gpu
+def test_jobs_capturing_their_graphs_at_once_on_their_own_streams_get_their_results_alone():
+    with exact_kernels():
+        alone = [graph_losses(seed) for seed in (0, 1)]
+        start = threading.Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda seed: graph_losses(seed, start), (0, 1)))
+    for seed in (0, 1):
+        assert torch.equal(together[seed], alone[seed]), (seed, (together[seed] - alone[seed]).abs().max())
+    assert not torch.equal(alone[0], alone[1])  # two different jobs, not one computed twice
 
 
 def test_the_background_writer_reports_a_failed_write_and_keeps_an_error_in_flight(tmp_path):
