@@ -22,15 +22,14 @@ def final_metrics(
     seconds: float,
     job_seconds: float,
     device: str,
-    diverged_at: dict | None = None,
-    pruned_at: dict | None = None,
-    view: str,
-    permutation_seed: int,
+    ended_at: dict | None = None,
+    data: dict,
 ) -> dict:
     """The last epoch's figures, the best validation accuracy, how the run ended (`ok`, `diverged` or
-    `pruned`, and where), how long it took (`seconds`: training with its evaluations; `train_seconds`:
-    the training steps alone; `job_seconds`: the whole job, set-up and pictures included), and how it read
-    the data."""
+    `pruned`, with `ended_at` filed as `diverged_at` or `pruned_at`), how long it took (`seconds`:
+    training with its evaluations; `train_seconds`: the training steps alone; `job_seconds`: the whole
+    job, set-up and pictures included), and how it read the resolved `data` config (series: no view)."""
+    view = data.get("view", "series")
     last = state.history[-1] if state.history else {}
     figures = {
         "test_acc": last.get(tags.TEST_ACC),
@@ -47,11 +46,11 @@ def final_metrics(
         "job_seconds": round(job_seconds, 3),
         "device": device,
         "status": status,
-        "diverged_at": diverged_at,
-        "pruned_at": pruned_at,
+        "diverged_at": ended_at if status == "diverged" else None,
+        "pruned_at": ended_at if status == "pruned" else None,
         "stopped_early": state.stopped_early,
         "view": view,
-        "permutation_seed": permutation_seed if view == "permuted" else None,
+        "permutation_seed": data.get("permutation_seed", 0) if view == "permuted" else None,
     }
     # JSON has no NaN: a figure that does not exist (no training epoch yet) is null.
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}

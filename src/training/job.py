@@ -51,12 +51,11 @@ class Parts:
 
 @dataclass
 class Ending:
-    """How training ended: `ok`, `diverged` or `pruned`, where, and the training's seconds."""
+    """How training ended: `ok`, `diverged` or `pruned`, where (None for ok), and the training's seconds."""
 
     status: str = "ok"
     seconds: float = 0.0
-    diverged_at: dict | None = None
-    pruned_at: dict | None = None
+    ended_at: dict | None = None
 
 
 def train_job(
@@ -106,10 +105,8 @@ def train_job(
         seconds=ending.seconds,
         job_seconds=time.perf_counter() - started,
         device=str(device),
-        diverged_at=ending.diverged_at,
-        pruned_at=ending.pruned_at,
-        view=config["data"].get("view", "series"),  # series have no image view
-        permutation_seed=cfg.data.get("permutation_seed", 0),
+        ended_at=ending.ended_at,
+        data=config["data"],
     )
     write_metrics(metrics, run_dir)
     log.info("metrics: %s", json.dumps(metrics))
@@ -185,10 +182,10 @@ def train(
         try:
             fit(training, settings, writer=writer, on_epoch_end=epoch_end, should_stop=stop_requested)
         except Diverged as error:
-            ending.status, ending.diverged_at = "diverged", {"epoch": error.epoch, "step": error.step}
+            ending.status, ending.ended_at = "diverged", {"epoch": error.epoch, "step": error.step}
             log.error("diverged: %s; the last good checkpoint is kept", error)
         except Pruned as pruned:
-            ending.status, ending.pruned_at = "pruned", {"epoch": pruned.epoch, "value": pruned.value}
+            ending.status, ending.ended_at = "pruned", {"epoch": pruned.epoch, "value": pruned.value}
         except Stopped:
             checkpoint_now(training.state, False)
             files.close()  # on disk before the process goes
