@@ -1,7 +1,8 @@
 """Sweeps on a real Slurm cluster through hydra/launcher=slurm: every job a Slurm job, a failing job alone,
-Slurm's warning signal before the time limit with submitit's requeue and the resume, max_num_timeout, and
-preemption by the scheduler. `make slurm` starts the cluster (one node on this machine), `make test-slurm`
-runs these; `make test` leaves them out. Without a cluster they fail: they never skip."""
+Slurm's warning signal before the time limit with submitit's requeue and the resume, max_num_timeout,
+preemption by the scheduler, and a study whose trials are Slurm jobs. `make slurm` starts the cluster (one
+node on this machine), `make test-slurm` runs these; `make test` leaves them out. Without a cluster they
+fail: they never skip."""
 
 import re
 import subprocess
@@ -10,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from optuna.trial import TrialState
 from test_preemption import same_results
+from test_study import ALWAYS_PRUNE, stored_trials
 
 from conftest import ROOT, TINY, metrics_of, run_cli, train_in_process
 
@@ -105,7 +108,9 @@ class Sweep:
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.process.kill()  # its Slurm jobs are left to the time limit
+            self.process.kill()
+            # Its Slurm jobs too (submitit's folders are named by job id), so that the next test finds a free node.
+            subprocess.run(["scancel", *{path.name.split("_")[0] for path in (self.dir / ".submitit").iterdir()}])
             raise
 
     def console(self) -> str:
@@ -224,3 +229,31 @@ def test_jobs_preempted_by_the_scheduler_are_requeued_and_resume_to_uninterrupte
         assert "resumed from" in log and [restart for *_, restart in slurm_runs(job)] == ["0", "1"]
     for job, whole in zip((first, second), expected, strict=True):
         same_results(metrics_of(job), whole)
+
+
+def test_a_job_slurm_ends_without_a_result_stops_the_sweep_with_one_line_naming_its_state(tmp_path):
+    """submitit reads the state from sacct: without accounting it would wait for this job forever."""
+    sweep = Sweep(tmp_path / "sweep", *MEDIUM, *SLURM, "hydra.launcher.timeout_min=10")
+    (job,) = sweep.training(count=1)
+    subprocess.run(["scancel", slurm_runs(job)[0][0]], check=True)
+    assert sweep.wait(timeout_s=180) == 1, sweep.console()
+    last = sweep.stderr.read_text().strip().splitlines()[-1]
+    assert last.startswith("error: Job ") and "has not produced any output (state: CANCELLED" in last
+
+
+def test_a_study_on_slurm_prunes_its_trials_inside_their_jobs(tmp_path):
+    """hydra/sweeper=study with Slurm jobs as trials: each job reopens the study from the journal in the sweep
+    directory, reports its epochs and is pruned there; the sweeper records what the jobs decided."""
+    sweep_dir = tmp_path / "study"
+    study = ("hparams_search=pruned", "trainer.epochs=3", "hydra.sweeper.n_trials=3", *ALWAYS_PRUNE)
+    result = run_cli("-m", *TINY, *study, *SLURM, "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr
+    trials = stored_trials(sweep_dir)
+    assert [trial.state for trial in trials] == [TrialState.PRUNED] * 3
+    assert all(list(trial.intermediate_values) == [1] for trial in trials)  # reported by the job, epoch 1 of 3
+    jobs = jobs_of(sweep_dir)
+    assert len({slurm_runs(job)[0][0] for job in jobs}) == 3  # each trial its own Slurm job
+    for trial, job in zip(trials, jobs, strict=True):
+        assert f"trial {trial.number} pruned after epoch 1" in _text(job / "run.log")
+        metrics = metrics_of(job)
+        assert (metrics["status"], metrics["epochs_completed"]) == ("pruned", 1)
