@@ -17,9 +17,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ROOT, TINY, metrics_of, run_cli, sweep_in_process, train_in_process
 from src.config.errors import ConfigError
+from src.runs import tags
 from src.sweeps.search_space import search_space
 from src.sweeps.study import study_settings
 
@@ -116,6 +118,9 @@ def test_a_pruner_that_always_prunes_stops_every_trial_at_its_first_report_and_k
         assert metrics["status"] == "pruned" and metrics["epochs_completed"] == 1
         assert metrics["pruned_at"] == {"epoch": 1, "value": pytest.approx(trial.intermediate_values[1])}
         assert (run / "checkpoints" / "last.pt").is_file() and not (run / "predictions.png").exists()
+        events = EventAccumulator(str(run))
+        events.Reload()  # HPARAMS's final/pruned column: 1 for a pruned trial
+        assert [scalar.value for scalar in events.Scalars(tags.FINAL_PRUNED)] == [1.0]
     assert "0 ok, 4 pruned, 0 failed" in (sweep / "summary.md").read_text()
 
 
@@ -258,7 +263,7 @@ def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tm
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
     error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "rerun the command" in error_lines[0], stderr[-2000:]
+    assert len(error_lines) == 1 and "the same command continues the study" in error_lines[0], stderr[-2000:]
     assert {t.state for t in stored_trials(sweep)} == {TrialState.RUNNING}
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

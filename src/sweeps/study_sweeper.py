@@ -157,7 +157,7 @@ class StudyRun:
         if self.stopped or stop_requested() is not None:
             signum = self.stopped.signum if self.stopped else stop_requested()
             message = str(self.stopped) if self.stopped else "stopped by a signal"
-            raise preempted(signum, f"{message}; the study's running trials are checkpointed: rerun the command")
+            raise preempted(signum, f"{message}; the same command continues the study, taking up its stopped trials")
 
     def interrupted_trials(self) -> list[optuna.trial.FrozenTrial]:
         """Trials an earlier process of this sweep left running: taken up again from their checkpoints."""
