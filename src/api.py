@@ -121,7 +121,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
         raise ConfigError("checkpoint", str(path), "a run directory holding checkpoints/last.pt or best.pt")
     saved = read_checkpoint(path)  # one line for a damaged, foreign or crafted file
     config = OmegaConf.create(saved["config"])
-    model, data = rebuild(config, saved["model"], pick_device(device or config.trainer.device))
+    placed_on = pick_device(device, key="device") if device else pick_device(config.trainer.device)
+    model, data = rebuild(config, saved["model"], placed_on)
     return Run(
         run_dir=run_dir,
         config=config,

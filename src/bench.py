@@ -18,7 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from src.config.errors import ConfigError, cli
+from src.config.errors import ConfigError, cli, stop
 from src.config.schema import register_schemas, validate
 from src.runs.atomic import write_bytes_atomically
 from src.training.building import build_data, fresh_step
@@ -33,7 +33,10 @@ register_schemas()
 @hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Run the chosen loops, print the comparison and write bench.json into the run directory."""
-    report = run_bench(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        report = run_bench(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except Exception as error:
+        stop(error)  # one line, without Hydra's "Error executing job with overrides" before it
     log.info("\n".join(summary_lines(report)))
 
 
@@ -44,6 +47,9 @@ def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
         raise ConfigError("bench.which", cfg.bench.which, "reference | framework | both")
     if cfg.bench.steps <= 0:
         raise ConfigError("bench.steps", cfg.bench.steps, "an integer > 0")
+    for key in ("warmup", "epochs", "num_workers"):
+        if cfg.bench[key] < 0:
+            raise ConfigError(f"bench.{key}", cfg.bench[key], "an integer >= 0")
     if cfg.bench.step_check < 0:
         raise ConfigError("bench.step_check", cfg.bench.step_check, "an integer >= 0 (0: no check)")
     device = pick_device(cfg.trainer.device)

@@ -40,13 +40,14 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
     """Rebuild the checkpoint's model and data, evaluate on the test set, write evaluation.json and pictures."""
     if not path.is_file():
         raise ConfigError("ckpt", str(path), "the path of a run's checkpoints/last.pt or best.pt")
+    device = pick_device(device_name, key="device")
     checkpoint = read_checkpoint(path)  # one line for a damaged, foreign, crafted or unknown-format file
     config = OmegaConf.create(checkpoint["config"])
     if data_root:
         if "root" not in config.data:
             raise ConfigError("data_root", data_root, "null: this checkpoint's data is generated, it has no files")
         config.data.root = data_root
-    model, data = rebuild(config, checkpoint["model"], pick_device(device_name))
+    model, data = rebuild(config, checkpoint["model"], device)
     test_loss, test_acc, predicted = score(model, data, "test")  # one pass: the figures and both pictures
     counts = pictures.confusion_matrix(predicted, data.test_y, data.num_classes)
     per_class = (counts.diag() / counts.sum(dim=1).clamp(min=1)).tolist()

@@ -49,6 +49,9 @@ def test_bench_one_loop_and_bad_values(tmp_path):
         ConfigError, match=r"^bench.step_check=-1 is not allowed: expected an integer >= 0 \(0: no check\)$"
     ):
         bench(tmp_path, "bench.step_check=-1")
+    for key in ("warmup", "epochs", "num_workers"):
+        with pytest.raises(ConfigError, match=rf"^bench.{key}=-1 is not allowed: expected an integer >= 0$"):
+            bench(tmp_path, f"bench.{key}=-1")
     with pytest.raises(ConfigError, match="^trainer.precision='fp16-mixed'"):
         bench(tmp_path, "trainer.precision=fp16-mixed")
 

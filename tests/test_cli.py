@@ -1,5 +1,6 @@
-"""The real CLI in a subprocess, three runs: one end to end, and two bad values (one our checks refuse, one
-torch refuses) that each end in one line on stderr; the one-line wrapper in-process.
+"""The real CLI in a subprocess: one run end to end, and bad values (those our checks refuse, those torch
+refuses, those of src.evaluate and src.bench) that each end in one line on stderr; the one-line wrapper
+in-process.
 
 Other files start the CLI where the process is part of what they test (launchers, signals, a killed run, a
 command as the docs show it); everything else runs in-process (conftest.train_in_process / sweep_in_process),
@@ -68,9 +69,52 @@ def test_entry_points_do_not_import_each_other():
         assert not {f"src.{other}" for other in entry_points - {name}} & imported, name
 
 
-def test_a_value_torch_refuses_is_one_line_naming_the_key(tmp_path):
-    result = run_cli(*TINY, "optimizer.betas=[2.0,0.9]", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 1 and result.stderr.splitlines() == [
-        "error: optimizer.betas=[2.0, 0.9] is not allowed: expected a value Adam accepts "
-        "(Invalid beta parameter at index 0: 2.0)"
-    ]
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        (
+            "optimizer.betas=[2.0,0.9]",
+            "error: optimizer.betas=[2.0, 0.9] is not allowed: expected a value Adam accepts "
+            "(Invalid beta parameter at index 0: 2.0)",
+        ),
+        (  # torch would fail on an index, naming nothing
+            "optimizer.betas=[0.9]",
+            "error: optimizer.betas=[0.9] is not allowed: expected a list of 2 numbers, as Adam takes betas "
+            "(its default: [0.9, 0.999])",
+        ),
+    ],
+)
+def test_a_value_torch_refuses_is_one_line_naming_the_key(tmp_path, override, line):
+    result = run_cli(*TINY, override, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1 and result.stderr.splitlines() == [line]
+
+
+@pytest.mark.parametrize(
+    ("module", "overrides", "line"),
+    [
+        ("src.evaluate", ("ckpt={tmp}/nothing.pt",), "error: ckpt='{tmp}/nothing.pt' is not allowed: expected "),
+        (
+            "src.evaluate",
+            ("ckpt={tmp}/notes.pt",),
+            "error: {tmp}/notes.pt is not a seqlab checkpoint, or not a whole one",
+        ),
+        (
+            "src.evaluate",
+            ("ckpt={tmp}/notes.pt", "device=tpu"),
+            "error: device='tpu' is not allowed: expected auto | cpu",
+        ),
+        (
+            "src.bench",
+            ("data=synthetic", "bench.warmup=-1"),
+            "error: bench.warmup=-1 is not allowed: expected an integer >= 0",
+        ),
+    ],
+)
+def test_a_bad_value_of_evaluate_or_bench_is_one_line_saying_it_once(tmp_path, module, overrides, line):
+    (tmp_path / "notes.pt").write_text("some notes, not a checkpoint")
+    overrides = [override.format(tmp=tmp_path) for override in overrides]
+    result = run_cli(*overrides, f"hydra.run.dir={tmp_path / 'out'}", module=module)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr  # no Hydra line before it
+    assert result.stderr.startswith(line.format(tmp=tmp_path))
+    reason = result.stderr.split(" (", 1)[-1]
+    assert result.stderr.count(reason.strip()) == 1  # the cause's words are not repeated after it

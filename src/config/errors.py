@@ -1,5 +1,6 @@
 """Errors as the user sees them: one line naming the key, the value and what is allowed."""
 
+import inspect
 import os
 import re
 import sys
@@ -44,6 +45,41 @@ def naming_key(section: str, config: Mapping) -> Iterator[None]:
         if isinstance(refused, ConfigError) or not isinstance(refused, (ValueError, TypeError)):
             raise
         raise _refused_by_torch(section, config, str(refused)) from error
+
+
+def require_argument_kinds(section: str, config: Mapping, target: Callable) -> None:
+    """Refuse, naming its key, a value in `config` (the `section` of the config) of another kind than the
+    default of target's argument of that name: a flag that is not true or false, a number or word that is
+    not one, a list of another length (betas=[0.9]). torch checks ranges, not kinds: it would fail later, on
+    an index or a comparison, in words that name no key, or take a third beta without a word."""
+    name = getattr(target, "__name__", section)
+    for key, parameter in inspect.signature(target).parameters.items():
+        default = parameter.default
+        if key not in config or default is inspect.Parameter.empty or default is None:
+            continue
+        value = config[key]
+        numbers = isinstance(value, (list, tuple)) and all(map(_is_number, value))
+        if isinstance(default, bool):
+            ok, kind, default = isinstance(value, bool), "true or false", str(default).lower()
+        elif _is_number(default) and "list" in str(parameter.annotation):  # one per parameter group, or one for all
+            ok, kind = _is_number(value) or numbers, "a number or a list of numbers"
+        elif _is_number(default):
+            ok, kind = _is_number(value), "a number"
+        elif isinstance(default, str):
+            ok, kind, default = isinstance(value, str), "a word", repr(default)
+        elif isinstance(default, tuple):
+            ok, kind, default = (
+                numbers and len(value) == len(default),
+                f"a list of {len(default)} numbers",
+                list(default),
+            )
+        else:
+            continue
+        require(ok, f"{section}.{key}", value, f"{kind}, as {name} takes {key} (its default: {default})")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _refused_by_torch(section: str, config: Mapping, text: str) -> ConfigError:

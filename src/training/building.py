@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.errors import naming_key
+from src.config.errors import naming_key, require_argument_kinds
 from src.data.images import ImageData
 from src.data.series import SeriesData
 from src.training.precision import check_precision
@@ -70,7 +70,9 @@ def build_training(
         model = build_model(cfg.model, data.input_size, data.num_classes, data.seq_len).to(device)
     check_precision(model, data.seq_len or 1, data.input_size, device, cfg.trainer.precision)
     with naming_key("optimizer", sections["optimizer"]):
-        optimizer = instantiate(cfg.optimizer)(model.parameters())
+        optimizer_factory = instantiate(cfg.optimizer)
+        require_argument_kinds("optimizer", sections["optimizer"], optimizer_factory.func)
+        optimizer = optimizer_factory(model.parameters())
     with naming_key("scheduler", sections["scheduler"]):
         total_steps = cfg.trainer.epochs * data.num_batches("train")
         schedule = build_schedule(sections["scheduler"], optimizer, total_steps)

@@ -8,20 +8,24 @@ import torch
 from src.config.errors import ConfigError
 
 
-def pick_device(name: str, job_num: int | None = None) -> torch.device:
-    """`auto` is CUDA when there is one, else CPU; asking for a CUDA device that is absent is an error.
+def pick_device(name: str, job_num: int | None = None, key: str = "trainer.device") -> torch.device:
+    """`auto` is CUDA when there is one, else CPU; asking for a CUDA device that is absent is an error
+    naming `key` (the option that chose the device).
 
     In a sweep, `auto` and `cuda` spread the jobs over all GPUs (job N on GPU N mod count).
     """
+    name = str(name)  # `device=3` composes as a number, which torch would read as cuda:3
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and job_num is not None and torch.cuda.is_available() and torch.cuda.device_count() > 1:
         name = f"cuda:{job_num % torch.cuda.device_count()}"
+    if name not in ("cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ConfigError(key, name, "auto | cpu | cuda | cuda:N")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device", name, "cpu or auto: this machine has no CUDA device")
+        raise ConfigError(key, name, "cpu or auto: this machine has no CUDA device")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError("trainer.device", name, f"cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        raise ConfigError(key, name, f"cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     return device
 
 

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from src.config.choices import Interval
+from src.config.errors import require_argument_kinds
 
 
 @dataclass
@@ -45,6 +46,7 @@ def build_schedule(config: dict, optimizer: torch.optim.Optimizer, total_steps: 
     config = dict(config)
     interval = Interval(config.pop("interval"))
     scheduler_factory = instantiate(config)
+    require_argument_kinds("scheduler", config, scheduler_factory.func)
     parameters = inspect.signature(scheduler_factory.func).parameters
     extra = {"total_steps": max(1, total_steps)} if interval == Interval.step and "total_steps" in parameters else {}
     return Schedule(scheduler_factory(optimizer, **extra), interval)
