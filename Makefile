@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_ARGS ?= data=fashion_mnist
 BENCH_ARGS ?= data=fashion_mnist model.hidden_size=128 trainer.device=cpu bench.steps=30
 
-.PHONY: setup data test test-slurm slurm slurm-stop lint run bench tensorboard clean
+.PHONY: setup data test test-slurm slurm slurm-stop lint run bench tensorboard clean gpu-wheels gpu-data gpu-carry gpu-check-dry
 
 setup: $(VENV)/.installed data
 
@@ -53,3 +53,33 @@ tensorboard:
 
 clean:
 	rm -rf outputs .pytest_cache
+
+# The GPU check (experiments/gpu/README.md). A GPU machine with Python 3.12 and torch but no network gets what
+# else the check needs from files carried with the repository: wheels for CPython 3.12 on manylinux x86_64
+# (no torch, no numpy: the machine has them) and Fashion-MNIST's four IDX files. Both folders are ignored by git.
+GPU_WHEELS := experiments/gpu/wheels
+GPU_PLATFORM := --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
+	--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
+GPU_NEEDS := "hydra-core>=1.3,<1.4" "omegaconf>=2.3,<2.4" optuna hydra-joblib-launcher pytest
+
+# antlr4-python3-runtime 4.9.3 (hydra-core's parser) is published as source only: built here, pure Python.
+gpu-wheels:
+	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
+	$(PY) -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) antlr4-python3-runtime==4.9.3
+	$(PY) -m pip download --quiet --find-links $(GPU_WHEELS) $(GPU_PLATFORM) -d $(GPU_WHEELS) $(GPU_NEEDS)
+	rm -f $(GPU_WHEELS)/numpy-*.whl
+	@du -sh $(GPU_WHEELS)
+
+# Copied from Debian's dataset-fashion-mnist package (make data) unless they are there already.
+FASHION_SRC ?= /usr/share/datasets/fashion-mnist
+gpu-data:
+	mkdir -p data/fashion_mnist
+	for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do \
+		[ -f data/fashion_mnist/$$name.gz ] || cp $(FASHION_SRC)/$$name.gz data/fashion_mnist/ || exit 1; done
+	@du -sh data/fashion_mnist
+
+gpu-carry: gpu-wheels gpu-data
+
+# The same check on this machine's CPU at tiny size: every step runs (the GPU-only ones say so), in under a minute.
+gpu-check-dry:
+	DEVICE=cpu SIZE=tiny bash experiments/gpu/check.sh
