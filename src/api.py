@@ -25,7 +25,7 @@ from src.runs import pictures
 from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
 from src.training.building import rebuild
-from src.training.checkpoints import read_checkpoint
+from src.training.checkpoint_reader import read_checkpoint
 from src.training.devices import pick_device
 from src.training.job import train_job
 

@@ -13,7 +13,7 @@ from src.config.errors import ConfigError, cli, stop
 from src.runs import pictures
 from src.runs.atomic import write_bytes_atomically
 from src.training.building import rebuild
-from src.training.checkpoints import read_checkpoint
+from src.training.checkpoint_reader import read_checkpoint
 from src.training.devices import pick_device
 from src.training.scoring import draw_confusion, draw_predictions, score
 

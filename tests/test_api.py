@@ -87,7 +87,7 @@ def test_the_quickstart_notebook_runs_in_a_real_kernel(tmp_path):
 
 def test_the_api_holds_the_run_directory_and_names_a_damaged_checkpoint(tmp_path):
     from src.runs.runlock import RunDirBusy, hold_run_dir
-    from src.training.checkpoints import CheckpointError
+    from src.training.checkpoint_reader import CheckpointError
 
     with hold_run_dir(tmp_path / "busy"), pytest.raises(RunDirBusy, match="is in use by pid"):
         train(*TINY, run_dir=tmp_path / "busy")

@@ -17,7 +17,7 @@ from src.runs import atomic
 from src.runs.atomic import write_bytes_atomically
 from src.runs.runlock import LOCK_FILE, RunDirBusy, hold_run_dir
 from src.sweeps.report import write_report
-from src.training.checkpoints import CheckpointError, read_checkpoint
+from src.training.checkpoint_reader import CheckpointError, read_checkpoint
 
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
 

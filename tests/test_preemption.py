@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, TINY, metrics_of, sweep_in_process, train_in_process
 from src.runs.preemption import Preempted, stop_requested
 from src.training import loop as train
-from src.training.checkpoints import read_checkpoint
+from src.training.checkpoint_reader import read_checkpoint
 
 # Dropout and a per-step schedule: resuming must restore the torch RNG and the scheduler mid-epoch too.
 SHORT = (*TINY, "trainer.epochs=2", "model.dropout=0.2", "scheduler=onecycle")

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import ROOT, TINY, metrics_of, run_cli, train_in_process
 from src.config.errors import one_line
-from src.training.checkpoints import CheckpointError, UnsafeCheckpoint, read_checkpoint
+from src.training.checkpoint_reader import CheckpointError, UnsafeCheckpoint, read_checkpoint
 
 FIXTURES = ROOT / "tests" / "checkpoints"
 # The run that wrote the committed checkpoints, and what it measured (test_acc 0.978, val_acc 0.955).

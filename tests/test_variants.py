@@ -12,7 +12,8 @@ from src.data.images import make_synthetic
 from src.describe import describe
 from src.evaluate import evaluate_checkpoint
 from src.runs import tags
-from src.training.checkpoints import TrainState, read_checkpoint
+from src.training.checkpoint_reader import read_checkpoint
+from src.training.checkpoints import TrainState
 from src.training.loop import LoopSettings, Training, train_one_epoch
 from src.training.models import RecurrentClassifier
 from src.training.steps import make_step

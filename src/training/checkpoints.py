@@ -3,9 +3,7 @@ atomically off it (src/runs/atomic.py)."""
 
 import io
 import logging
-import pickle
 import random
-import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,44 +12,15 @@ import torch
 from torch import nn
 
 from src.runs.atomic import BackgroundWriter
+from src.training.checkpoint_reader import FORMAT, CheckpointError, UnknownFormat, UnsafeCheckpoint, read_checkpoint
 from src.training.schedules import Schedule
 
 log = logging.getLogger(__name__)
 
 # Keys that may change between a run and its resumption; any other difference in model or data refuses.
 RESUMABLE_CHANGES = {"data": {"root", "download", "eval_batch_size"}, "model": set()}
-# What a checkpoint's layout is: 2 added the mid-epoch position; files without the key are format 1.
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
 # Where resume looks, newest first: the last checkpoint, the one it replaced, the best one.
 CANDIDATES = ("last.pt", "previous.pt", "best.pt")
-# seqlab's own classes and functions as checkpoints written before src/ was grouped into packages name them
-# in their config, and where they live now.
-MOVED_TARGETS = {
-    "src.models.RecurrentClassifier": "src.training.models.RecurrentClassifier",
-    "src.data.load_images": "src.data.images.load_images",
-    "src.data.make_synthetic": "src.data.images.make_synthetic",
-    "src.array_files.load_arrays": "src.data.array_files.load_arrays",
-    "src.uea.load_uea": "src.data.uea.load_uea",
-}
-# How torch's safe loader (weights_only=True) names what it refused to build: a function or class the file
-# asks for, which loading with weights_only=False would have imported and called.
-ASKS_FOR = re.compile(r"GLOBAL (\S+)|reduce for unrecognized function (.+)|but got (<class .+?>)")
-# Lines of torch's message that give advice (load with weights_only=False, file an issue), not the reason.
-TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
-
-
-class CheckpointError(ValueError):
-    """A file that is not a whole seqlab checkpoint of a format this version reads."""
-
-
-class UnknownFormat(CheckpointError):
-    """A seqlab checkpoint of a format this version does not read: refused, never skipped for an older one."""
-
-
-class UnsafeCheckpoint(CheckpointError):
-    """A file that asks the loader to run code (a crafted pickle): an attack, not damage; refused, never
-    skipped for an older one, and nothing in it is run."""
 
 
 @dataclass
@@ -121,52 +90,6 @@ def _refuse_changes(saved: dict, config: dict, path: Path) -> None:
                     f"trainer.resume: {path} was written with {section}.{key}={before!r}, this run has "
                     f"{now!r}; resume with the same {section} config or use a new hydra.run.dir"
                 )
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Load a whole seqlab checkpoint with torch's safe loader (tensors and plain values only, so no code
-    in the file can run); UnsafeCheckpoint or CheckpointError (one line) for anything else."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(2)
-        # torch.save writes a zip archive (before torch 1.6, pickles of protocol 2): a later protocol is a
-        # bare pickle from elsewhere, refused before torch's loader warns about it on stderr.
-        bare = len(head) == 2 and head[0] == pickle.PROTO[0] and head[1] > 2
-        checkpoint = None if bare else torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # torch's zip and pickle errors: a crafted, truncated or foreign file
-        raise _refusal(path, error) from error
-    if bare:
-        raise _unsafe(path, f"is a bare pickle of protocol {head[1]}, which torch.save never writes")
-    if not isinstance(checkpoint, dict) or not {"model", "config", "state"} <= set(checkpoint):
-        raise CheckpointError(f"{path} is not a seqlab checkpoint (written by src.run, with model, config and state)")
-    version = checkpoint.get("format", 1)
-    if version not in READABLE_FORMATS:
-        raise UnknownFormat(
-            f"{path} has checkpoint format {version!r}; this seqlab reads formats "
-            f"{', '.join(map(str, READABLE_FORMATS))}: use the seqlab that wrote it, or start over with "
-            "trainer.resume=false"
-        )
-    for section in ("model", "data"):
-        part = checkpoint["config"].get(section) or {}
-        if part.get("_target_") in MOVED_TARGETS:
-            part["_target_"] = MOVED_TARGETS[part["_target_"]]
-    return checkpoint
-
-
-def _unsafe(path: Path, why: str) -> "UnsafeCheckpoint":
-    return UnsafeCheckpoint(
-        f"{path} is not a safe seqlab checkpoint: it {why}, and a full load could run code from it; "
-        "refused, nothing in it was run"
-    )
-
-
-def _refusal(path: Path, error: Exception) -> CheckpointError:
-    """Why torch's safe loader refused path, in one line: it asks for code, or it is damaged or foreign."""
-    if isinstance(error, pickle.UnpicklingError) and (asked := ASKS_FOR.search(str(error))):
-        return _unsafe(path, f"asks to import {next(filter(None, asked.groups()))}")
-    reasons = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith(TORCH_ADVICE)]
-    reason = reasons[0].split(". ")[0][:120] if reasons else ""  # its first sentence; the rest is torch's advice
-    return CheckpointError(f"{path} is not a seqlab checkpoint, or not a whole one ({type(error).__name__}: {reason})")
 
 
 def load_latest(directory: Path, config: dict) -> tuple[dict, Path] | None:
