@@ -65,7 +65,9 @@ def cluster() -> None:
     except FileNotFoundError:
         pytest.fail("no Slurm on this machine: run `make slurm` first")
     state = node.stdout.strip()
-    assert state.startswith(("idle", "mix", "alloc")), f"partition debug: {state or node.stderr}; run `make slurm`"
+    assert state.startswith(("idle", "mix", "alloc")), (
+        f"partition debug: {state or node.stderr.strip()}; run `make slurm`"
+    )
     assert accounting.returncode == 0, f"sacct: {accounting.stderr.strip()}; run `make slurm`"
 
 

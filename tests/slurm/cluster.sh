@@ -49,9 +49,12 @@ install_packages() {
     if [ ! -e $policy ]; then
         printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy && own_policy=1
     fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    install -d -m 0755 "$LOGS"
+    local status=0
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"; } >"$LOGS/apt.log" 2>&1 || status=$?
     [ $own_policy -eq 0 ] || rm -f $policy
+    [ $status -eq 0 ] || { tail -5 "$LOGS/apt.log" >&2; fail "apt-get could not install ${missing[*]} (log: $LOGS/apt.log)"; }
 }
 
 node_line() {
@@ -176,8 +179,12 @@ stop_daemon() {
 
 node_state() { sinfo -h -N -o %t 2>/dev/null | head -1; }
 
+need_root() {
+    [ "$(id -u)" = 0 ] || fail "needs root (it installs packages with apt-get and runs slurmctld, slurmd, slurmdbd as root)"
+}
+
 start() {
-    [ "$(id -u)" = 0 ] || fail "needs root (it installs packages with apt-get and starts slurmctld, slurmd, slurmdbd as root)"
+    need_root
     install_packages
     install -d -m 0755 "$CONF_DIR" "$RUN" "$LOGS" "$STATE" "$STATE/slurmctld" "$STATE/slurmd"
     [ -s "$STATE/db.pass" ] || (umask 077 && head -c 18 /dev/urandom | base64 >"$STATE/db.pass")
@@ -208,6 +215,7 @@ start() {
 }
 
 stop() {
+    need_root
     for name in slurmd slurmctld slurmdbd mariadb munged; do stop_daemon $name; done
     echo "make slurm-stop: the test cluster's daemons are stopped"
 }
