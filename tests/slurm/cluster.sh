@@ -42,7 +42,7 @@ install_packages() {
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
     done
     [ ${#missing[@]} -eq 0 ] && return
-    command -v apt-get >/dev/null || fail "needs apt-get to install ${missing[*]} (Debian or Ubuntu)"
+    command -v apt-get >/dev/null || fail "needs apt-get to install ${missing[*]} (Debian's packages)"
     say "installing ${missing[*]}"
     # The daemons are started below with this cluster's settings, not by the packages' scripts.
     local policy=/usr/sbin/policy-rc.d own_policy=0
