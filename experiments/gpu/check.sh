@@ -20,6 +20,8 @@ rm -rf "$OUT/logs" "$OUT/kernels.txt"  # this check's own files only
 WORK=$(mktemp -d "$SCRATCH/work.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
 export PYTHONPATH=.
+# Tiny models on a CPU: one thread each is faster than two contending ones (and sums in a fixed order).
+[ "$DEVICE" = cpu ] && export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 wheels=experiments/gpu/wheels
 needs="hydra-core omegaconf optuna pytest hydra-joblib-launcher"
