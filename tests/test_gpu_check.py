@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, compose_config, write_idx
-from experiments.gpu import check, overlap, plan
+from experiments.gpu import check, overlap, plan, sweep_steps
 from experiments.gpu.steps import Check
 from src.config.schema import validate
 
@@ -50,6 +50,8 @@ def test_every_command_of_the_full_size_composes_and_validates(name):
     overrides = (*getattr(size, name), *plan.on("cuda"))
     if name == "stop":
         overrides += (plan.graph_step("cuda"),)
+    if name == "study" and (study := sweep_steps.study_overrides(size, "cuda")):
+        overrides = study  # the preset, the packed launcher, trials in flight: Hydra's keys too
     validate(compose_config(*overrides))  # a typo or a value out of range in a command the CPU never runs
 
 

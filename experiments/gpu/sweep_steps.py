@@ -90,17 +90,24 @@ def kernel_overlap(check: Check, limit: float) -> tuple[str, dict]:
     return text, figures
 
 
-def study(check: Check, limit: float) -> tuple[str, dict]:
-    """The pruned study (hydra/sweeper=study) with trials in flight on the packed launcher."""
+def study_overrides(size: plan.Size, device: str) -> tuple[str, ...] | None:
+    """The pruned study's command: the first preset of conf/hparams_search/ named for pruning; None without one."""
     presets = sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml") if "pruned" in p.stem)
     if not presets:
+        return None
+    return (
+        f"hparams_search={presets[0]}", *size.study, *plan.on(device), *PACKED,
+        f"hydra.sweeper.n_jobs={size.study_in_flight}", f"hydra.sweeper.n_trials={size.study_trials}",
+        *([] if device.startswith("cuda") else per_device(size.study_in_flight)),
+    )  # fmt: skip
+
+
+def study(check: Check, limit: float) -> tuple[str, dict]:
+    """The pruned study (hydra/sweeper=study) with trials in flight on the packed launcher."""
+    overrides = study_overrides(check.size, check.device)
+    if overrides is None:
         raise Skipped("no study preset")
     size = check.size
-    overrides = (
-        f"hparams_search={presets[0]}", *size.study, *plan.on(check.device), *PACKED,
-        f"hydra.sweeper.n_jobs={size.study_in_flight}", f"hydra.sweeper.n_trials={size.study_trials}",
-        *([] if check.cuda else per_device(size.study_in_flight)),
-    )  # fmt: skip
     wall = src_run(check, "study", overrides, limit, sweep=True)
     trials = sweep_logs.job_metrics(check.work / "study")
     if len(trials) < size.study_trials:
