@@ -3,6 +3,7 @@ jobs overlapping under the profiler, and the pruned study with trials in flight 
 
 import json
 import shutil
+from collections.abc import Callable
 
 from experiments.gpu import plan, sweep_logs
 from experiments.gpu.steps import ROOT, Check, Skipped, last_line, run, src_run, succeeded, sweep
@@ -14,6 +15,7 @@ ACC_GAP = 0.02
 
 
 def per_device(jobs: int | None) -> tuple[str, ...]:
+    """The packed launcher's jobs at once on each device, where the step sets it."""
     return (f"hydra.launcher.jobs_per_device={jobs}",) if jobs else ()
 
 
@@ -42,7 +44,7 @@ def basic_sweep(check: Check, limit: float) -> tuple[str, dict]:
     return f"{wall:.1f} s; {speed}; packed jobs' test accuracies within {gap:.4f} of these", figures
 
 
-def throughput(jobs: int):
+def throughput(jobs: int) -> Callable[[Check, float], tuple[str, dict]]:
     """Aggregate training samples/s of `jobs` packed jobs started together."""
 
     def step(check: Check, limit: float) -> tuple[str, dict]:
@@ -52,7 +54,7 @@ def throughput(jobs: int):
         else:
             sweep(check, name, jobs, (*PACKED, *per_device(jobs)), limit)
         samples, span = sweep_logs.throughput(check.work / name)
-        rate = samples / span
+        rate = samples / max(span, 0.001)  # the log's clock has millisecond steps
         check.figures.setdefault("throughput", {})[jobs] = rate
         one = check.figures["throughput"].get(1)
         against = f", {rate / one:.1f}x one job's" if one and jobs > 1 else ""
