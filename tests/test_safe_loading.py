@@ -206,3 +206,20 @@ def test_a_damaged_file_is_still_damage_not_an_attack(tmp_path):
             read_checkpoint(path)
         assert type(raised.value) is CheckpointError and REFUSED not in str(raised.value)
         assert "set to `False`" not in str(raised.value) and "\n" not in one_line(raised.value)  # no unsafe advice
+
+
+def test_a_checkpoint_whose_config_names_other_code_to_build_is_refused(tmp_path):
+    """A file the safe loader reads (plain values only) whose config asks a rebuild to call os.system."""
+    marker = tmp_path / "created"
+    evil = tmp_path / "evil.pt"
+    good = torch.load(FIXTURES / "format2_synthetic.pt", weights_only=True)
+    good["config"]["data"]["_target_"] = "os.system"
+    good["config"]["data"]["command"] = f"touch '{marker}'"
+    torch.save(good, evil)
+    with pytest.raises(UnsafeCheckpoint) as raised:
+        read_checkpoint(evil)
+    refused_in_one_line(raised.value, evil)
+    assert "names os.system to build" in one_line(raised.value)
+    result = run_cli(f"ckpt={evil}", "device=cpu", f"hydra.run.dir={tmp_path / 'out'}", module="src.evaluate")
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {evil} {REFUSED}: it names os.system")
+    assert not marker.exists()

@@ -62,11 +62,42 @@ def read_checkpoint(path: Path) -> dict:
             f"{', '.join(map(str, READABLE_FORMATS))}: use the seqlab that wrote it, or start over with "
             "trainer.resume=false"
         )
+    if not isinstance(checkpoint["config"], dict):
+        raise CheckpointError(f"{path} is not a seqlab checkpoint: its config is not a mapping")
     for section in ("model", "data"):
         part = checkpoint["config"].get(section) or {}
         if part.get("_target_") in MOVED_TARGETS:
             part["_target_"] = MOVED_TARGETS[part["_target_"]]
+    # The config names what a rebuild instantiates: a file naming anything else (os.system, say) is an attack.
+    for target in _targets(checkpoint["config"]):
+        if not _buildable(target):
+            raise _unsafe(
+                path,
+                f"names {target} to build, which is not a seqlab model or data set, nor a torch optimizer or scheduler",
+            )
     return checkpoint
+
+
+def _targets(node: object) -> list[str]:
+    """Every `_target_` in a config, however deep."""
+    if isinstance(node, dict):
+        own = [str(node["_target_"])] if "_target_" in node else []
+        return own + [target for value in node.values() for target in _targets(value)]
+    if isinstance(node, list):
+        return [target for value in node for target in _targets(value)]
+    return []
+
+
+def _buildable(target: str) -> bool:
+    """seqlab's models and data sets, and torch's optimizer and scheduler classes: what a config builds."""
+    if target in MOVED_TARGETS.values():
+        return True
+    module, _, name = target.rpartition(".")
+    if module not in ("torch.optim", "torch.optim.lr_scheduler"):
+        return False
+    built = getattr(torch.optim if module == "torch.optim" else torch.optim.lr_scheduler, name, None)
+    kinds = (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    return isinstance(built, type) and issubclass(built, kinds)
 
 
 def _unsafe(path: Path, why: str) -> UnsafeCheckpoint:
