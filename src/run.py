@@ -71,7 +71,9 @@ def main(cfg: DictConfig) -> float:
     study = in_sweep and in_study(hydra_config)
     # joblib's processes or a packed sweep's threads share the cores; a study's trials are n_jobs at once.
     launcher = hydra_config.launcher
-    parallel_jobs = hydra_config.sweeper.n_jobs if study else launcher.get("n_jobs") or launcher.get("jobs_per_device")
+    parallel_jobs = launcher.get("n_jobs") or launcher.get("jobs_per_device")
+    if study:  # n_jobs trials at once, but one at a time with Hydra's basic launcher
+        parallel_jobs = 1 if launcher._target_.endswith("BasicLauncher") else hydra_config.sweeper.n_jobs
     # One writer per directory: refused here (RunDirBusy, one line naming the holder) before anything is
     # written, not recorded as a failed job, which would overwrite the running job's metrics.json.
     try:

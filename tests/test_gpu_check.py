@@ -13,7 +13,7 @@ from experiments.gpu import check, overlap, plan, sweep_steps
 from experiments.gpu.steps import Check
 from src.config.schema import validate
 
-ALLOWED_SKIPS = {"skipped: no CUDA", "skipped: no study preset"}
+ALLOWED_SKIPS = {"skipped: no CUDA"}
 
 
 def test_the_dry_run_reaches_every_step_on_a_cpu_and_writes_the_record(tmp_path):

@@ -192,7 +192,7 @@ def test_a_packed_studys_trials_with_dropout_match_the_same_runs_alone(tmp_path)
         *NEVER_PRUNE,
         *overrides,
         "hydra/launcher=packed",
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=3",  # the third starts while another trains: seeding meets a step
         "model.dropout=choice(0.3, 0.5)",
     )
     for trial in stored_trials(sweep):
@@ -215,8 +215,8 @@ def test_pruning_is_decided_inside_trials_in_other_processes(tmp_path, launcher)
     assert result.returncode == 0, result.stderr[-2000:]
     trials = stored_trials(sweep)
     assert [t.state for t in trials] == [TrialState.PRUNED] * 4
-    pids = {metrics_of(job_dir(sweep, t.number))["status"] for t in trials}
-    assert pids == {"pruned"}
+    statuses = {metrics_of(job_dir(sweep, t.number))["status"] for t in trials}
+    assert statuses == {"pruned"}
     logs = [(job_dir(sweep, t.number) / "run.log").read_text() for t in trials]
     assert all(f"trial {t.number} pruned after epoch 1" in log for t, log in zip(trials, logs, strict=True))
 
@@ -348,8 +348,11 @@ def test_storage_null_is_the_sweep_directorys_journal_and_a_shared_database_need
             "pruner": {"_target_": "optuna.pruners.NopPruner"},
         }
     )
-    settings = study_settings(node, tmp_path)
-    assert settings.storage == str(tmp_path / "optuna.journal") and settings.name == "seqlab"
-    assert study_settings(OmegaConf.merge(node, {"storage": "memory"}), tmp_path).storage == "memory"
+    # A job resolves the sweep's relative paths from the launching directory, whatever its own cwd.
+    settings = study_settings(node, "outputs/sweep", tmp_path)
+    assert settings.storage == str(tmp_path / "outputs/sweep/optuna.journal") and settings.name == "seqlab"
+    named = study_settings(OmegaConf.merge(node, {"storage": "studies/a.journal"}), "outputs/sweep", tmp_path)
+    assert named.storage == str(tmp_path / "studies/a.journal")
+    assert study_settings(OmegaConf.merge(node, {"storage": "memory"}), "s", tmp_path).storage == "memory"
     with pytest.raises(ConfigError, match="hydra.sweeper.study_name"):
-        study_settings(OmegaConf.merge(node, {"storage": "postgresql://db/studies"}), tmp_path)
+        study_settings(OmegaConf.merge(node, {"storage": "postgresql://db/studies"}), "s", tmp_path)

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 
 from experiments.gpu import plan, sweep_logs
-from experiments.gpu.steps import ROOT, Check, Skipped, last_line, run, src_run, succeeded, sweep
+from experiments.gpu.steps import Check, Skipped, last_line, run, src_run, succeeded, sweep
 
 PACKED = ("hydra/launcher=packed",)
 # Largest test-accuracy gap allowed between a packed job and the same job under the basic launcher: kernels'
@@ -92,13 +92,10 @@ def kernel_overlap(check: Check, limit: float) -> tuple[str, dict]:
     return text, figures
 
 
-def study_overrides(size: plan.Size, device: str) -> tuple[str, ...] | None:
-    """The pruned study's command: the first preset of conf/hparams_search/ named for pruning; None without one."""
-    presets = sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml") if "pruned" in p.stem)
-    if not presets:
-        return None
+def study_overrides(size: plan.Size, device: str) -> tuple[str, ...]:
+    """The pruned study's command: hparams_search=pruned, trials in flight on the packed launcher."""
     return (
-        f"hparams_search={presets[0]}", *size.study, *plan.on(device), *PACKED,
+        "hparams_search=pruned", *size.study, *plan.on(device), *PACKED,
         f"hydra.sweeper.n_jobs={size.study_in_flight}", f"hydra.sweeper.n_trials={size.study_trials}",
         *([] if device.startswith("cuda") else per_device(size.study_in_flight)),
     )  # fmt: skip
@@ -107,8 +104,6 @@ def study_overrides(size: plan.Size, device: str) -> tuple[str, ...] | None:
 def study(check: Check, limit: float) -> tuple[str, dict]:
     """The pruned study (hydra/sweeper=study) with trials in flight on the packed launcher."""
     overrides = study_overrides(check.size, check.device)
-    if overrides is None:
-        raise Skipped("no study preset")
     size = check.size
     wall = src_run(check, "study", overrides, limit, sweep=True)
     trials = sweep_logs.job_metrics(check.work / "study")

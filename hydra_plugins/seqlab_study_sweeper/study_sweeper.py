@@ -10,6 +10,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING
 
+from src.sweeps.trial_report import SWEEPER  # no heavy imports: discovery stays fast
+
 
 class StudySweeper(Sweeper):
     """src.sweeps.study_sweeper.StudySweeper, here because Hydra instantiates plugins only from hydra_plugins."""
@@ -88,7 +90,7 @@ class NoPrunerConf:
 
 @dataclass
 class StudySweeperConf:
-    _target_: str = "hydra_plugins.seqlab_study_sweeper.study_sweeper.StudySweeper"
+    _target_: str = SWEEPER
     # The sweeper builds the sampler and pruner itself, so that a bad argument is one line naming its key.
     _recursive_: bool = False
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "hyperband"}])

@@ -3,7 +3,8 @@ finishes its current step, writes a mid-epoch checkpoint and exits 128+signum wi
 
 A signal only sets a flag that the loop reads after each step. Handlers can only be installed from
 the main thread: single runs and the jobs of the basic, joblib and submitit launchers train there; the
-packed launcher, whose jobs are threads, installs them around its thread pool (src/sweeps/packing.py).
+packed launcher, whose jobs are threads, installs them around its thread pool (src/sweeps/packing.py),
+and the study sweeper around its trials' threads (src/sweeps/study_sweeper.py).
 Imports no torch: the launching process of a sweep uses it.
 """
 
@@ -60,6 +61,11 @@ def catch_stop_signals() -> Iterator[None]:
 
 
 def _record(signum: int, frame: object) -> None:
+    request_stop(signum)
+
+
+def request_stop(signum: int) -> None:
+    """Ask every job of this process to stop after its current step, as stop signal `signum` does."""
     if not _received:
         _received.append(signum)
 

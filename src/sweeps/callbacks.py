@@ -28,7 +28,8 @@ class LauncherCheck(Callback):
 
 
 class SweepReport(Callback):
-    """Write the report when a multirun ends; fail the sweep if any job failed."""
+    """Write the report when a multirun ends; fail the sweep if any job failed (a study: more than its
+    hydra.sweeper.max_failure_rate)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

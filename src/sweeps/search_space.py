@@ -2,8 +2,9 @@
 
 The mapping is the one Hydra's own Optuna sweeper uses, so its users' `params` mean the same here:
 `choice(...)` and a shuffled `range` are categorical; `range(a, b, step)` is an integer (or, with a float
-bound, a float) distribution with that step and its upper end included; `interval(a, b)` is uniform, int
-when both ends are ints; `tag(log, interval(a, b))` is log-uniform. Anything else is a fixed value.
+bound, a float) distribution with that step and its upper end included; `interval(a, b)` is uniform over
+floats (Hydra's grammar reads its bounds as floats); `tag(log, interval(a, b))` is log-uniform. Anything
+else is a fixed value.
 """
 
 from dataclasses import dataclass
@@ -63,10 +64,7 @@ def distribution(override: Override) -> BaseDistribution:
         return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
     if override.is_interval_sweep():
         assert isinstance(value, IntervalSweep)
-        log = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(value.start, value.end, log=log)
-        return FloatDistribution(float(value.start), float(value.end), log=log)
+        return FloatDistribution(float(value.start), float(value.end), log="log" in value.tags)
     raise ConfigError(
         override.get_key_element(),
         override.get_value_element_as_str(),

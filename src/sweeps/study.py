@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.errors import ConfigError, one_line
+from src.runs import tags
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ JOURNAL_FILE = "optuna.journal"  # the study's record in the sweep directory, un
 IN_MEMORY = "memory"
 DIRECTIONS = ("maximize", "minimize")
 # The metric a study optimises, per direction: reported after every epoch, told when the trial ends.
-OBJECTIVES = {"maximize": ("val/acc", "val_acc"), "minimize": ("val/loss", "val_loss")}
+OBJECTIVES = {"maximize": (tags.VAL_ACC, "val_acc"), "minimize": (tags.VAL_LOSS, "val_loss")}
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
 # Studies this process has open, by (storage, name): trials run as threads of the sweeper's process
@@ -54,12 +55,13 @@ class StudySettings:
         return OBJECTIVES[self.direction][1]
 
 
-def study_settings(sweeper: DictConfig, sweep_dir: str | Path) -> StudySettings:
-    """Resolve `hydra.sweeper` (storage null: a journal file in the sweep directory)."""
+def study_settings(sweeper: DictConfig, sweep_dir: str | Path, cwd: str | Path) -> StudySettings:
+    """Resolve `hydra.sweeper` (storage null: a journal file in the sweep directory); relative paths are
+    the launching directory's `cwd`, wherever a job runs."""
     direction = str(sweeper.direction)
     if direction not in DIRECTIONS:
         raise ConfigError("hydra.sweeper.direction", direction, "maximize or minimize (one objective)")
-    storage = resolve_storage(sweeper.storage, Path(sweep_dir))
+    storage = resolve_storage(sweeper.storage, Path(cwd) / sweep_dir, Path(cwd))
     name = sweeper.study_name
     if name is None:
         if storage.startswith(RDB_SCHEMES):  # a shared database holds many studies: a default would mix them
@@ -68,10 +70,10 @@ def study_settings(sweeper: DictConfig, sweep_dir: str | Path) -> StudySettings:
     return StudySettings(str(name), storage, direction, OmegaConf.to_container(sweeper.pruner, resolve=True))
 
 
-def resolve_storage(storage: str | None, sweep_dir: Path) -> str:
+def resolve_storage(storage: str | None, sweep_dir: Path, cwd: Path) -> str:
     """null: the sweep directory's journal; `memory`; an RDB URL as is; any other text, a journal file."""
     if storage is None:
-        return str((sweep_dir / JOURNAL_FILE).absolute())
+        return str(sweep_dir / JOURNAL_FILE)
     storage = str(storage)
     if storage == IN_MEMORY or "://" in storage:
         if "://" in storage and not storage.startswith(RDB_SCHEMES):
@@ -79,7 +81,7 @@ def resolve_storage(storage: str | None, sweep_dir: Path) -> str:
                 "hydra.sweeper.storage", storage, "null, memory, a journal file path, or an RDB URL (sqlite:///...)"
             )
         return storage
-    return str(Path(storage).expanduser().absolute())
+    return str(cwd / Path(storage).expanduser())
 
 
 def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:

@@ -12,6 +12,7 @@ checkpoint (`trainer.resume=true`); the sweep directory's lock guarantees that p
 """
 
 import logging
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
@@ -31,10 +32,10 @@ from optuna.trial import TrialState
 
 from src.config.errors import ConfigError, one_line
 from src.runs.atomic import write_bytes_atomically
-from src.runs.preemption import Preempted, catch_stop_signals, preempted, stop_requested
+from src.runs.preemption import Preempted, catch_stop_signals, preempted, request_stop, stop_requested
 from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
-from src.sweeps.packing import WAKE_SECONDS, PackedLauncher
+from src.sweeps.packing import WAKE_SECONDS, PackedLauncher, changes_process
 from src.sweeps.search_space import SearchSpace, search_space
 from src.sweeps.study import StudySettings, built, close_study, create_study, study_settings
 
@@ -92,7 +93,7 @@ class StudySweeper(Sweeper):
         """Run the study: up to n_trials in all, n_jobs at a time, each told as soon as it ends."""
         assert self.config is not None and self.launcher is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        settings = study_settings(self.config.hydra.sweeper, sweep_dir)
+        settings = study_settings(self.config.hydra.sweeper, sweep_dir, Path.cwd())
         space = search_space(self.params, arguments)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what Hydra's sweepers record (src.run reads it)
@@ -109,14 +110,17 @@ class StudySweeper(Sweeper):
                 self.slots(),
             )
             try:
-                StudyRun(self, study, settings, space, str(sweep_dir.absolute())).run()
+                StudyRun(self, study, settings, space, str(Path.cwd() / sweep_dir)).run()
             finally:
                 close_study(settings)
             write_results(study, sweep_dir)
 
     def slots(self) -> int:
-        """Trials at once: n_jobs, or one for Hydra's basic launcher, which runs jobs in this process."""
-        return self.n_jobs if is_concurrent(self.launcher) else 1
+        """Trials at once: n_jobs; one with Hydra's basic launcher (it runs jobs in this process, changing
+        its global Hydra state) or with packed jobs that chdir or set environment variables."""
+        assert self.config is not None
+        packed_but_serial = isinstance(self.launcher, PackedLauncher) and changes_process(self.config)
+        return 1 if packed_but_serial or not is_concurrent(self.launcher) else self.n_jobs
 
     def launching(self) -> tuple[AbstractContextManager, Callable[[Sequence[str], int], JobReturn]]:
         """The context the slots run in and how one slot launches one trial's job."""
@@ -143,21 +147,29 @@ class StudyRun:
         taken_up = self.interrupted_trials()
         context, launch_one = self.sweeper.launching()
         with context, ThreadPoolExecutor(self.sweeper.slots(), thread_name_prefix="trial") as pool:
-            while True:
-                while len(self.running) < self.sweeper.slots() and stop_requested() is None and not self.stopped:
-                    trial = taken_up.pop(0) if taken_up else self.next_trial()
-                    if trial is None:
-                        break
-                    self.running[pool.submit(launch_one, self.overrides(trial), trial.number)] = trial
-                if not self.running:
-                    break
-                done, _ = wait(self.running, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
-                for future in done:
-                    self.finish(self.running.pop(future), future)
+            try:
+                self.fill_and_tell(pool, taken_up, launch_one)
+            except KeyboardInterrupt:  # the trials in this process stop at their next step, checkpointed
+                request_stop(signal.SIGINT)
+                raise
         if self.stopped or stop_requested() is not None:
             signum = self.stopped.signum if self.stopped else stop_requested()
             message = str(self.stopped) if self.stopped else "stopped by a signal"
             raise preempted(signum, f"{message}; the same command continues the study, taking up its stopped trials")
+
+    def fill_and_tell(self, pool: ThreadPoolExecutor, taken_up: list, launch_one: Callable) -> None:
+        """Keep the slots full (the trials taken up first) and tell each trial as soon as it ends."""
+        while True:
+            while len(self.running) < self.sweeper.slots() and stop_requested() is None and not self.stopped:
+                trial = taken_up.pop(0) if taken_up else self.next_trial()
+                if trial is None:
+                    break
+                self.running[pool.submit(launch_one, self.overrides(trial), trial.number)] = trial
+            if not self.running:
+                return
+            done, _ = wait(self.running, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                self.finish(self.running.pop(future), future)
 
     def interrupted_trials(self) -> list[optuna.trial.FrozenTrial]:
         """Trials an earlier process of this sweep left running: taken up again from their checkpoints."""
@@ -192,7 +204,10 @@ class StudyRun:
         except Preempted as stop:  # its checkpoint is written: it stays RUNNING, for the rerun to take up
             self.stopped = self.stopped or stop
             return
-        outcome = outcome_of(returned, self.settings)
+        except Exception as error:  # the launch itself failed (composition, a job its scheduler cancelled)
+            outcome = Outcome(TrialState.FAIL, None, one_line(error))
+        else:
+            outcome = outcome_of(returned, self.settings)
         self.study.tell(trial.number, outcome.value, state=outcome.state, skip_if_finished=True)
         log.info("trial %d %s%s", trial.number, outcome.state.name.lower(), f": {outcome.note}" if outcome.note else "")
 

@@ -25,7 +25,8 @@ def trial_report(hydra_config: DictConfig) -> "TrialReport":
     """This job's line to its trial: the job's number is the trial's number (the sweeper launches it so)."""
     from src.sweeps.study import study_settings
 
-    return TrialReport(study_settings(hydra_config.sweeper, hydra_config.sweep.dir), hydra_config.job.num)
+    settings = study_settings(hydra_config.sweeper, hydra_config.sweep.dir, hydra_config.runtime.cwd)
+    return TrialReport(settings, hydra_config.job.num)
 
 
 class Pruned(Exception):

@@ -13,11 +13,13 @@ from src.config.errors import naming_key, require_argument_kinds
 from src.data.images import ImageData
 from src.data.series import SeriesData
 from src.training.precision import check_precision
+from src.training.randomness import GLOBAL_GENERATORS
 from src.training.schedules import Schedule, build_schedule
 from src.training.steps import Step, make_capturable, make_step, use_cuda_graph
 
-# Packed jobs share torch's global generator: seeding and drawing the initial weights happen in one go.
-INIT_LOCK = threading.Lock()
+# Packed jobs share torch's global generators: seeding and drawing the initial weights happen in one go,
+# under the lock that also guards each job's dropout stream being swapped in (src/training/randomness.py).
+INIT_LOCK = GLOBAL_GENERATORS
 DATA_LOCK = threading.Lock()
 
 

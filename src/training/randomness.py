@@ -16,7 +16,9 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-_SWAP_LOCK = threading.Lock()  # one job's generators in place at a time
+# Held by whatever sets or draws from the global generators for one job: seeding and initialising a model
+# (src/training/building.py), or one job's step with its own states swapped in.
+GLOBAL_GENERATORS = threading.Lock()
 # The stream's seed is the run's seed moved by this constant: apart from the one the initialisation drew.
 STREAM_OFFSET = 0x5EED
 Result = TypeVar("Result")
@@ -36,7 +38,7 @@ class OwnRandomness:
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """While the block runs the global generators are this job's, and only this job's."""
-        with _SWAP_LOCK:
+        with GLOBAL_GENERATORS:
             outer_cpu = torch.get_rng_state()
             outer_cuda = torch.cuda.get_rng_state(self.device) if self.device is not None else None
             torch.set_rng_state(self.cpu)

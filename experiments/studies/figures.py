@@ -1,0 +1,62 @@
+"""Figures of the studies experiments/studies/run.sh ran: per study, job-seconds, wall time, slot use,
+the best trial's validation and test accuracy, and how the trials ended; then the means per pruner.
+
+    python experiments/studies/figures.py outputs/studies [--table]
+
+Job-seconds are the trials' own seconds (each job's `job_seconds` in metrics.json: set-up, training,
+evaluation); slot use is busy slot-seconds / (slots x wall), the wall measured around the sweep command.
+"""
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+SLOTS = 2
+
+
+def study_figures(sweep: Path) -> dict:
+    """One study's figures from its job directories and its wall.json."""
+    jobs = [json.loads(path.read_text()) for path in sweep.glob("*/metrics.json")]
+    wall = json.loads((sweep / "wall.json").read_text())["wall_seconds"]
+    finished = [job for job in jobs if job["status"] == "ok"]
+    best = max(finished, key=lambda job: job["val_acc"])
+    busy = sum(job["job_seconds"] or 0.0 for job in jobs)
+    return {
+        "study": sweep.name,
+        "trials": len(jobs),
+        "complete": len(finished),
+        "pruned": sum(job["status"] == "pruned" for job in jobs),
+        "failed": sum(job["status"] not in ("ok", "pruned") for job in jobs),
+        "epochs_trained": sum(job["epochs_completed"] or 0 for job in jobs),
+        "job_seconds": round(busy, 1),
+        "wall_seconds": round(wall, 1),
+        "slot_use": round(busy / (SLOTS * wall), 3),
+        "best_val_acc": best["val_acc"],
+        "best_test_acc": best["test_acc"],
+    }
+
+
+def main() -> None:
+    root = Path(sys.argv[1])
+    studies = [study_figures(sweep) for sweep in sorted(root.iterdir()) if (sweep / "wall.json").is_file()]
+    means = {}
+    for pruner in sorted({s["study"].rsplit("-", 1)[0] for s in studies}):
+        group = [s for s in studies if s["study"].rsplit("-", 1)[0] == pruner]
+        means[pruner] = {
+            key: round(statistics.fmean(s[key] for s in group), 4)
+            for key in ("job_seconds", "wall_seconds", "slot_use", "best_val_acc", "best_test_acc", "pruned")
+        } | {"seeds": len(group)}
+    if "--table" not in sys.argv:
+        print(json.dumps({"studies": studies, "means": means}, indent=2))
+        return
+    keys = ("study", "trials", "pruned", "epochs_trained", "job_seconds", "wall_seconds", "slot_use")
+    keys += ("best_val_acc", "best_test_acc")
+    print("| " + " | ".join(keys) + " |")
+    print("|" + " --- |" * len(keys))
+    for s in studies:
+        print("| " + " | ".join(str(s[k]) for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    main()
