@@ -23,7 +23,7 @@ from src.config.schema import register_schemas, validate
 from src.runs.atomic import write_bytes_atomically
 from src.training.building import build_data, fresh_step
 from src.training.devices import pick_device
-from src.training.loop_timing import LOOPS, measure
+from src.training.loop_timing import LOOPS, Timing, measure
 from src.training.step_check import check_step
 
 log = logging.getLogger(__name__)
@@ -60,20 +60,9 @@ def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
     # The reference loop takes eager steps; the framework the step a run takes.
     kinds = {"reference": "eager", "framework": "framework", "eager": "eager", "eager_capturable": "eager_capturable"}
     fresh = {name: partial(fresh_step, kind, cfg, data, device) for name, kind in kinds.items()}
-    results = {
-        loop: measure(
-            loop,
-            fresh[loop],
-            data,
-            steps=cfg.bench.steps,
-            warmup=cfg.bench.warmup,
-            epochs=cfg.bench.epochs,
-            num_workers=cfg.bench.num_workers,
-            seed=cfg.seed,
-            precision=cfg.trainer.precision,
-        )
-        for loop in loops
-    }
+    bench = cfg.bench
+    timing = Timing(bench.steps, bench.warmup, bench.epochs, bench.num_workers, cfg.seed, str(cfg.trainer.precision))
+    results = {loop: measure(loop, fresh[loop], data, timing) for loop in loops}
     by_kind = {kind: fresh[kind] for kind in ("framework", "eager", "eager_capturable")}
     check = check_step(by_kind, data, cfg.bench.step_check, cfg.seed) if cfg.bench.step_check else None
     report = {

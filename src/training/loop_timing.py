@@ -4,6 +4,7 @@ framework's device-resident batches, each driving a step from the same seeded st
 import itertools
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -49,19 +50,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(
-    loop: str,
-    fresh: FreshStep,
-    data: ImageData,
-    *,
-    steps: int,
-    warmup: int,
-    epochs: int,
-    num_workers: int,
-    seed: int,
-    precision: str,
-) -> dict:
+@dataclass(frozen=True)
+class Timing:
+    """What the benchmark times: `steps` steps after `warmup`, then `epochs` whole epochs (0: none)."""
+
+    steps: int
+    warmup: int
+    epochs: int
+    num_workers: int  # the reference loop's DataLoader workers
+    seed: int
+    precision: str
+
+
+def measure(loop: str, fresh: FreshStep, data: ImageData, timing: Timing) -> dict:
     """Seconds per step over `steps` steps (after `warmup`), then s/epoch over `epochs` epochs and test accuracy."""
+    steps, warmup, epochs, num_workers, seed = (
+        timing.steps,
+        timing.warmup,
+        timing.epochs,
+        timing.num_workers,
+        timing.seed,
+    )
     device = data.device
     model, step = fresh()
     generator = torch.Generator().manual_seed(seed)
@@ -90,6 +99,6 @@ def measure(
         # The first epoch pays for warm-up (worker start, allocator, cuDNN plans, capture): report the others.
         steady = seconds[1:] or seconds
         result["s_per_epoch"] = sum(steady) / len(steady)
-        result["test_acc"] = evaluate(model, data, "test", precision)[1]
+        result["test_acc"] = evaluate(model, data, "test", timing.precision)[1]
     result["samples_per_second"] = data.batch_size / result["s_per_step"]
     return result
