@@ -48,12 +48,13 @@ class TrialReport:
         self.tag = settings.report_tag
         self.number = number
 
-    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Report `epoch`'s value; raise Pruned when the trial should stop here."""
+    def epoch_end(self, epoch: int, metrics: dict[str, float], last: bool) -> None:
+        """Report `epoch`'s value; raise Pruned when the trial should stop here (never after its `last`
+        epoch: stopping then saves nothing and would throw a finished trial's result away)."""
         value = metrics[self.tag]
         if not math.isfinite(value):  # Optuna refuses NaN; a diverged epoch ends the run anyway
             return
         self.trial.report(value, epoch)
-        if self.trial.should_prune():
+        if not last and self.trial.should_prune():
             log.info("trial %d pruned after epoch %d (%s %.4g)", self.number, epoch, self.tag, value)
             raise Pruned(epoch, value)

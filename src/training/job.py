@@ -177,7 +177,7 @@ def train(
         def epoch_end(state: TrainState, is_best: bool) -> None:
             checkpoint_now(state, is_best)
             if trial is not None:
-                trial.epoch_end(state.epoch, state.history[-1])
+                trial.epoch_end(state.epoch, state.history[-1], last=state.epoch >= settings.epochs)
 
         try:
             fit(training, settings, writer=writer, on_epoch_end=epoch_end, should_stop=stop_requested)
