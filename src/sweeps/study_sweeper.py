@@ -75,6 +75,8 @@ class StudySweeper(Sweeper):
                 raise ConfigError(f"hydra.sweeper.{key}", value, "an integer >= 1")
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ConfigError("hydra.sweeper.max_failure_rate", max_failure_rate, "a fraction from 0.0 to 1.0")
+        # pruner, direction, storage and study_name are read in `sweep` through study_settings, the one
+        # function a trial's job resolves them with too (it sees hydra.sweeper, not this object).
         self.sampler = built("hydra.sweeper.sampler", OmegaConf.to_container(sampler, resolve=True))
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
