@@ -3,7 +3,7 @@
 #   bash experiments/studies/dashboard.sh [journal]    # Debian: apt-get install chromium
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-JOURNAL=${1:-outputs/studies/hyperband-0/optuna.journal}
+JOURNAL=${1:-outputs/studies/hyperband-r4-0/optuna.journal}
 PORT=${PORT:-8093}
 .venv/bin/optuna-dashboard "$JOURNAL" --host 127.0.0.1 --port "$PORT" >/dev/null 2>&1 &
 server=$!

@@ -62,17 +62,11 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for pruner in sorted({s["study"].rsplit("-", 1)[0] for s in studies}):
         group = [s for s in studies if s["study"].rsplit("-", 1)[0] == pruner]
+        keys = ("job_seconds", "epochs_trained", "wall_seconds", "slot_use", "slot_use_trials", "best_val_acc")
         means[pruner] = {
             key: round(statistics.fmean(s[key] for s in group), 4)
-            for key in (
-                "job_seconds",
-                "epochs_trained",
-                "wall_seconds",
-                "slot_use",
-                "best_val_acc",
-                "best_test_acc",
-                "pruned",
-            )
+            for key in (*keys, "best_test_acc", "pruned")
+            if all(s[key] is not None for s in group)
         } | {"seeds": len(group)}
     if "--table" not in sys.argv:
         print(json.dumps({"studies": studies, "means": means}, indent=2))
