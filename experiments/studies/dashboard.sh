@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dashboard.png: optuna-dashboard's page of a pruned study, as headless Chromium shows it.
-#   bash experiments/studies/dashboard.sh [journal]    # Debian: apt-get install chromium
+#   bash experiments/studies/dashboard.sh [journal]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOURNAL=${1:-outputs/studies/hyperband-r4-0/optuna.journal}
@@ -9,9 +9,4 @@ PORT=${PORT:-8093}
 server=$!
 trap 'kill $server' EXIT
 until curl -sf "http://127.0.0.1:$PORT/api/studies" | grep -q study_id; do sleep 1; done
-profile=$(mktemp -d)
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars \
-    --virtual-time-budget=20000 --window-size=1600,1400 --screenshot=experiments/studies/dashboard.png \
-    "http://127.0.0.1:$PORT/dashboard/studies/0"
-rm -rf "$profile"
+bash experiments/screenshot.sh "http://127.0.0.1:$PORT/dashboard/studies/0" experiments/studies/dashboard.png 1600,1400 20000

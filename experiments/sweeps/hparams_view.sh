@@ -15,9 +15,4 @@ PORT=${PORT:-6017}
 server=$!
 trap 'kill $server' EXIT
 until curl -sf "http://127.0.0.1:$PORT/data/runs" | grep -q "5_"; do sleep 1; done
-profile=$(mktemp -d)
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars \
-    --virtual-time-budget=15000 --window-size=2100,520 --screenshot=experiments/sweeps/hparams_view.png \
-    "http://127.0.0.1:$PORT/#hparams"
-rm -rf "$profile"
+bash experiments/screenshot.sh "http://127.0.0.1:$PORT/#hparams" experiments/sweeps/hparams_view.png 2100,520
