@@ -23,7 +23,7 @@ from src.config.errors import cli, one_line, stop
 from src.config.schema import register_schemas
 from src.runs.results import failed_metrics, sweep_score, write_metrics
 from src.runs.runlock import hold_run_dir
-from src.sweeps.trial_report import in_study, trial_report
+from src.sweeps.trial_report import in_study, trial_report, trials_at_once
 
 log = logging.getLogger(__name__)
 register_schemas()
@@ -69,11 +69,9 @@ def main(cfg: DictConfig) -> float:
         log.info("slurm job %s (array task %s), restart %s", slurm_job, array_task.strip("_") or "none", restarts)
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     study = in_sweep and in_study(hydra_config)
-    # joblib's processes or a packed sweep's threads share the cores; a study's trials are n_jobs at once.
+    # joblib's processes, a packed sweep's threads or a study's trials in flight share the cores.
     launcher = hydra_config.launcher
-    parallel_jobs = launcher.get("n_jobs") or launcher.get("jobs_per_device")
-    if study:  # n_jobs trials at once, but one at a time with Hydra's basic launcher
-        parallel_jobs = 1 if launcher._target_.endswith("BasicLauncher") else hydra_config.sweeper.n_jobs
+    parallel_jobs = trials_at_once(hydra_config) if study else launcher.get("n_jobs") or launcher.get("jobs_per_device")
     # One writer per directory: refused here (RunDirBusy, one line naming the holder) before anything is
     # written, not recorded as a failed job, which would overwrite the running job's metrics.json.
     try:

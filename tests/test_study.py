@@ -356,3 +356,21 @@ def test_storage_null_is_the_sweep_directorys_journal_and_a_shared_database_need
     assert study_settings(OmegaConf.merge(node, {"storage": "memory"}), "s", tmp_path).storage == "memory"
     with pytest.raises(ConfigError, match="hydra.sweeper.study_name"):
         study_settings(OmegaConf.merge(node, {"storage": "postgresql://db/studies"}), "s", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("launcher", "chdir", "expected"),
+    [
+        ("hydra._internal.core_plugins.basic_launcher.BasicLauncher", False, 1),  # runs jobs in this process
+        ("hydra_plugins.seqlab_packed_launcher.packed_launcher.PackedLauncher", False, 3),
+        ("hydra_plugins.seqlab_packed_launcher.packed_launcher.PackedLauncher", True, 1),  # os.chdir is process-wide
+        ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", True, 3),  # its own processes
+    ],
+)
+def test_trials_at_once_is_n_jobs_where_trials_can_run_side_by_side(launcher, chdir, expected):
+    from src.sweeps.trial_report import trials_at_once
+
+    hydra = OmegaConf.create(
+        {"launcher": {"_target_": launcher}, "sweeper": {"n_jobs": 3}, "job": {"chdir": chdir, "env_set": {}}}
+    )
+    assert trials_at_once(hydra) == expected

@@ -151,7 +151,7 @@ class PackedLauncher(Launcher):
     def workers(self, configs: Sequence[DictConfig]) -> int:
         """Jobs at once: jobs_per_device on each GPU (or on the CPU); 1 if a job changes the process."""
         # os.chdir and os.environ are process-wide: jobs that change them must not overlap.
-        if any(changes_process(config) for config in configs):
+        if any(changes_process(config.hydra) for config in configs):
             return 1
         gpus = gpu_count()
         per_device = self.jobs_per_device or (GPU_JOBS_PER_DEVICE if gpus else 1)
@@ -187,9 +187,9 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def changes_process(config: DictConfig) -> bool:
-    """Whether run_job would chdir or set environment variables for this job."""
-    chdir = config.hydra.job.chdir
+def changes_process(hydra_config: DictConfig) -> bool:
+    """Whether run_job would chdir or set environment variables for a job of this `hydra` config."""
+    chdir = hydra_config.job.chdir
     if chdir is None:
         chdir = not version.base_at_least("1.2")
-    return bool(chdir) or bool(config.hydra.job.env_set)
+    return bool(chdir) or bool(hydra_config.job.env_set)

@@ -35,9 +35,10 @@ from src.runs.atomic import write_bytes_atomically
 from src.runs.preemption import Preempted, catch_stop_signals, preempted, request_stop, stop_requested
 from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
-from src.sweeps.packing import WAKE_SECONDS, PackedLauncher, changes_process
+from src.sweeps.packing import WAKE_SECONDS, PackedLauncher
 from src.sweeps.search_space import SearchSpace, search_space
 from src.sweeps.study import StudySettings, built, close_study, create_study, study_settings
+from src.sweeps.trial_report import trials_at_once
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +119,9 @@ class StudySweeper(Sweeper):
             write_results(study, sweep_dir)
 
     def slots(self) -> int:
-        """Trials at once: n_jobs; one with Hydra's basic launcher (it runs jobs in this process, changing
-        its global Hydra state) or with packed jobs that chdir or set environment variables."""
+        """Trials at once (trials_at_once: the same answer each trial's job gets)."""
         assert self.config is not None
-        packed_but_serial = isinstance(self.launcher, PackedLauncher) and changes_process(self.config)
-        return 1 if packed_but_serial or not is_concurrent(self.launcher) else self.n_jobs
+        return trials_at_once(self.config.hydra)
 
     def launching(self) -> tuple[AbstractContextManager, Callable[[Sequence[str], int], JobReturn]]:
         """The context the slots run in and how one slot launches one trial's job."""
@@ -143,12 +142,13 @@ class StudyRun:
         self.sweep_dir = sweep_dir
         self.running: dict[Future, optuna.Trial | optuna.trial.FrozenTrial] = {}
         self.stopped: Preempted | None = None
+        self.slots = sweeper.slots()
 
     def run(self) -> None:
         """Fill the slots, tell each trial as it ends, until n_trials exist and none runs (or a stop signal)."""
         taken_up = self.interrupted_trials()
         context, launch_one = self.sweeper.launching()
-        with context, ThreadPoolExecutor(self.sweeper.slots(), thread_name_prefix="trial") as pool:
+        with context, ThreadPoolExecutor(self.slots, thread_name_prefix="trial") as pool:
             try:
                 self.fill_and_tell(pool, taken_up, launch_one)
             except KeyboardInterrupt:  # the trials in this process stop at their next step, checkpointed
@@ -162,7 +162,7 @@ class StudyRun:
     def fill_and_tell(self, pool: ThreadPoolExecutor, taken_up: list, launch_one: Callable) -> None:
         """Keep the slots full (the trials taken up first) and tell each trial as soon as it ends."""
         while True:
-            while len(self.running) < self.sweeper.slots() and stop_requested() is None and not self.stopped:
+            while len(self.running) < self.slots and stop_requested() is None and not self.stopped:
                 trial = taken_up.pop(0) if taken_up else self.next_trial()
                 if trial is None:
                     break
@@ -242,11 +242,3 @@ def write_results(study: optuna.Study, sweep_dir: Path) -> None:
     log.info("best trial %d: %s = %.4f, %s", best.number, study.direction.name.lower(), best.value, best.params)
     results = {"name": "optuna", "best_trial": best.number, "best_params": best.params, "best_value": best.value}
     write_bytes_atomically(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(results)).encode())
-
-
-def is_concurrent(launcher: Launcher | None) -> bool:
-    """Whether the launcher's jobs may run side by side: not Hydra's basic launcher, which runs them in
-    this process, changing its global Hydra state."""
-    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
-    return not isinstance(launcher, BasicLauncher)

@@ -21,6 +21,19 @@ def in_study(hydra_config: DictConfig) -> bool:
     return hydra_config.sweeper.get("_target_") == SWEEPER
 
 
+def trials_at_once(hydra_config: DictConfig) -> int:
+    """How many of a study's trials run at once: hydra.sweeper.n_jobs, but one under Hydra's basic launcher
+    (it runs jobs in the sweeper's process, changing its global Hydra state) and one for packed jobs that
+    chdir or set environment variables (process-wide). The sweeper and each trial's job both ask this."""
+    from src.sweeps.packing import changes_process  # hydra only: light enough for every job
+
+    launcher = str(hydra_config.launcher._target_)
+    serial = launcher.endswith(".BasicLauncher") or (
+        launcher.endswith(".PackedLauncher") and changes_process(hydra_config)
+    )
+    return 1 if serial else int(hydra_config.sweeper.n_jobs)
+
+
 def trial_report(hydra_config: DictConfig) -> "TrialReport":
     """This job's line to its trial: the job's number is the trial's number (the sweeper launches it so)."""
     from src.sweeps.study import study_settings
