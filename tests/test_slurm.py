@@ -29,18 +29,23 @@ SLURM = (
     "hydra.launcher.gpus_per_node=null",
     "trainer.num_threads=1",
 )
-# About a minute of training on one core: Slurm's warning signal, due 10 s before a 1-minute limit, comes
-# 20 to 50 s after the job starts (slurmctld looks at time limits every 30 s and sends it up to 30 s early).
+# Slurm's warning signal, due 10 s before a 1-minute limit, comes 20 to 50 s after the job starts (slurmctld
+# looks at time limits every 30 s and sends it up to 30 s early). An epoch of LONG takes 6 to 16 s on one core
+# (8 s alone on a 2-core VM, more beside other jobs): ten epochs outlast the signal on a much faster machine,
+# and a job that stops at every restart still ends within its max_num_timeout requeues (20 s of work each).
 LONG = (
     "data=synthetic",
     "data.num_train=5600",
     "data.seq_len=100",
     "model.hidden_size=128",
     "model.dropout=0.2",
-    "trainer.epochs=3",
     "trainer.log_every_n_steps=20",
     "trainer.device=cpu",
 )
+LONG_EPOCHS = "trainer.epochs=10"
+# A job that is never requeued only has to be running when the signal comes: it never gets to its last epoch.
+ENDLESS_EPOCHS = "trainer.epochs=100"
+REQUEUES = 20
 # A few seconds of training: long enough to be stopped mid-epoch once it has begun.
 MEDIUM = (
     "data=synthetic",
@@ -166,13 +171,14 @@ def test_a_failing_job_fails_alone_and_the_sweep_reports_it(sweep):
 
 @pytest.fixture(scope="module")
 def time_limited(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Sweep, Sweep]:
-    """The same long job twice under a 1-minute limit with the warning signal 10 s ahead, at once: once with
-    requeues allowed (more than the training needs), once with none; and the uninterrupted run, here meanwhile."""
+    """A long job twice under a 1-minute limit with the warning signal 10 s ahead, at once: once with requeues
+    allowed (more than the training needs), once with none (and more epochs than it could ever reach); and the
+    uninterrupted run of the first, here meanwhile."""
     root = tmp_path_factory.mktemp("time_limit")
     limit = (*LONG, *SLURM, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10", "trainer.resume=true")
-    requeued = Sweep(root / "requeued", *limit, "hydra.launcher.max_num_timeout=6")
-    not_requeued = Sweep(root / "not_requeued", *limit, "hydra.launcher.max_num_timeout=0")
-    expected = train_in_process(root / "whole", *LONG, "trainer.num_threads=1")
+    requeued = Sweep(root / "requeued", *limit, LONG_EPOCHS, f"hydra.launcher.max_num_timeout={REQUEUES}")
+    not_requeued = Sweep(root / "not_requeued", *limit, ENDLESS_EPOCHS, "hydra.launcher.max_num_timeout=0")
+    expected = train_in_process(root / "whole", *LONG, LONG_EPOCHS, "trainer.num_threads=1")
     requeued.wait(timeout_s=600)
     not_requeued.wait(timeout_s=300)
     return expected, requeued, not_requeued
@@ -194,7 +200,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_ru
     remaining = sorted(
         {int(left) for left in re.findall(r"Requeued job \S+ \((\d+) remaining timeouts\)", submitit_log)}
     )
-    assert remaining == list(range(6 - len(stops), 6)), submitit_log
+    assert remaining == list(range(REQUEUES - len(stops), REQUEUES)), submitit_log
     same_results(metrics_of(job), expected)
 
 
