@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.errors import cli, one_line, stop
-from src.config.schema import register_schemas
+from src.config.schema import register_schemas, validate
 from src.runs.results import failed_metrics, sweep_score, write_metrics
 from src.runs.runlock import hold_run_dir
 from src.sweeps.trial_report import in_study, trial_report, trials_at_once
@@ -55,19 +55,26 @@ def swept_keys(hydra_config: DictConfig) -> dict[str, str]:
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train one classifier; return the final validation accuracy for sweepers to optimise."""
+    hydra_config = HydraConfig.get()
+    in_sweep = hydra_config.mode == RunMode.MULTIRUN
+    if not in_sweep:
+        # A bad value is one line at once, not after seconds of importing torch (train_job checks it too,
+        # for the API and for a sweep's jobs, which record it as their failure).
+        try:
+            validate(cfg)
+        except Exception as error:
+            stop(error)
     # Imported here, not at the top: a sweep's launching process only composes configs and starts
     # jobs, and would otherwise spend seconds importing torch for nothing (each joblib worker, and the
     # basic launcher's first job, import it when they get here).
     from src.training.devices import release_device_memory
     from src.training.job import train_job
 
-    hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if slurm_job := os.environ.get("SLURM_JOB_ID"):  # the id squeue, sacct and scancel take; requeues count up
         array_task = "_".join(os.environ.get(key, "") for key in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"))
         restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
         log.info("slurm job %s (array task %s), restart %s", slurm_job, array_task.strip("_") or "none", restarts)
-    in_sweep = hydra_config.mode == RunMode.MULTIRUN
     study = in_sweep and in_study(hydra_config)
     # joblib's processes, a packed sweep's threads or a study's trials in flight share the cores.
     launcher = hydra_config.launcher
