@@ -211,10 +211,12 @@ def test_a_packed_studys_trials_with_dropout_match_the_same_runs_alone(tmp_path)
 def test_pruning_is_decided_inside_trials_in_other_processes(tmp_path, launcher):
     sweep = tmp_path / "study"
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=5"]
-    result = run_cli("-m", *STUDY, *ALWAYS_PRUNE, f"hydra/launcher={launcher}", *extra, f"hydra.sweep.dir={sweep}")
+    # Two trials, both in flight: each one a process of its own under submitit.
+    overrides = (*STUDY, *ALWAYS_PRUNE, "hydra.sweeper.n_trials=2", f"hydra/launcher={launcher}", *extra)
+    result = run_cli("-m", *overrides, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
     trials = stored_trials(sweep)
-    assert [t.state for t in trials] == [TrialState.PRUNED] * 4
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     statuses = {metrics_of(job_dir(sweep, t.number))["status"] for t in trials}
     assert statuses == {"pruned"}
     logs = [(job_dir(sweep, t.number) / "run.log").read_text() for t in trials]
@@ -225,15 +227,20 @@ def study_command(sweep: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "src.run", "-m", *STUDY, *NEVER_PRUNE, *overrides, f"hydra.sweep.dir={sweep}"]
 
 
+# Long enough that a trial seen with its first checkpoint is still running when the signal comes (an epoch
+# of TINY takes about 0.1 s).
+LONG_TRIALS = 10
+
+
 def wait_for_checkpoints(sweep: Path, count: int) -> None:
     deadline = time.monotonic() + 120
     while len(list(sweep.glob("*/checkpoints/last.pt"))) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)  # polling for the event (the files), not a fixed wait
 
 
 def test_a_killed_study_resumes_its_running_trials_and_reaches_n_trials(tmp_path):
     sweep = tmp_path / "study"
-    command = study_command(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.epochs=25")
+    command = study_command(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"trainer.epochs={LONG_TRIALS}")
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     wait_for_checkpoints(sweep, 1)
@@ -248,14 +255,14 @@ def test_a_killed_study_resumes_its_running_trials_and_reaches_n_trials(tmp_path
     assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
     for number in running:  # taken up under its own number: from its checkpoint, where it had one
         assert f"taking up trial {number}" in done.stdout + done.stderr
-        assert sorted(stored_trials(sweep)[number].intermediate_values) == list(range(1, 26))
+        assert sorted(stored_trials(sweep)[number].intermediate_values) == list(range(1, LONG_TRIALS + 1))
         resumed = "resumed from" in (job_dir(sweep, number) / "run.log").read_text()
         assert resumed == (number in checkpointed)
 
 
 def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tmp_path):
     sweep = tmp_path / "study"
-    command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", "trainer.epochs=25")
+    command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", f"trainer.epochs={LONG_TRIALS}")
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     wait_for_checkpoints(sweep, 2)
