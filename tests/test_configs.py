@@ -75,6 +75,13 @@ def test_onecycle_steps_per_batch_over_the_runs_total_steps():
     assert schedule.host_bound_reason() and "momentum" in schedule.host_bound_reason()
 
 
+def test_a_list_of_one_max_lr_per_parameter_group_reaches_onecycle_as_a_list():
+    cfg = compose_config("scheduler=onecycle", "scheduler.max_lr=[0.02]")
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.01)
+    schedule = build_schedule(OmegaConf.to_container(cfg.scheduler, resolve=True), optimizer, total_steps=20)
+    assert schedule.scheduler.optimizer.param_groups[0]["max_lr"] == 0.02
+
+
 def test_optuna_study_and_slurm_launcher_compose():
     with_hydra = dict(return_hydra_config=True)
     from hydra import compose, initialize_config_dir
@@ -321,6 +328,12 @@ BAD_INPUTS = [
     (("scheduler=plateau", "scheduler.patience=[1]"), None, ConfigError, ["scheduler.patience=[1]", "a number"]),
     (("scheduler=plateau", "scheduler.mode=[1]"), None, ConfigError, ["scheduler.mode=[1]", "a word"]),
     (("scheduler=cosine", "scheduler.eta_min=abc"), None, ConfigError, ["scheduler.eta_min='abc'", "a number"]),
+    (
+        ("scheduler=onecycle", "scheduler.max_lr=[0.01,0.02]"),
+        None,
+        ConfigError,
+        ["scheduler.max_lr=[0.01, 0.02]", "OneCycleLR accepts", "max_lr has 2 values, param_groups has 1"],
+    ),
     (("trainer.epochs=-2",), None, ConfigError, ["trainer.epochs=-2", "an integer >= 0"]),
     (("trainer.grad_clip_norm=0",), None, ConfigError, ["trainer.grad_clip_norm=0", "null or a number > 0"]),
     (("trainer.device=tpu",), None, ConfigError, ["trainer.device='tpu'", "auto | cpu | cuda | cuda:N"]),

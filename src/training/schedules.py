@@ -45,7 +45,8 @@ def build_schedule(config: dict, optimizer: torch.optim.Optimizer, total_steps: 
         return None
     config = dict(config)
     interval = Interval(config.pop("interval"))
-    scheduler_factory = instantiate(config)
+    # Plain lists, as torch's schedulers compute with them (OneCycleLR's max_lr=[...], one per group).
+    scheduler_factory = instantiate(config, _convert_="all")
     require_argument_kinds("scheduler", config, scheduler_factory.func)
     parameters = inspect.signature(scheduler_factory.func).parameters
     extra = {"total_steps": max(1, total_steps)} if interval == Interval.step and "total_steps" in parameters else {}
