@@ -4,6 +4,7 @@ preemption by the scheduler, and a study whose trials are Slurm jobs. `make slur
 node on this machine), `make test-slurm` runs these; `make test` leaves them out. Without a cluster they
 fail: they never skip."""
 
+import csv
 import re
 import subprocess
 import sys
@@ -247,6 +248,10 @@ def test_a_job_slurm_ends_without_a_result_stops_the_sweep_with_one_line_naming_
     assert sweep.wait(timeout_s=180) == 1, sweep.console()
     last = sweep.stderr.read_text().strip().splitlines()[-1]
     assert last.startswith("error: Job ") and "has not produced any output (state: CANCELLED" in last
+    # The report of the sweep that did not end lists the cancelled job, unfinished.
+    assert "(1 jobs, the sweep did not end)" in sweep.stdout.read_text()
+    (row,) = csv.DictReader((sweep.dir / "summary.csv").open())
+    assert row["job"] == "0" and row["status"] == "unfinished"
 
 
 def test_a_study_on_slurm_prunes_its_trials_inside_their_jobs(tmp_path):

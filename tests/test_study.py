@@ -1,6 +1,7 @@
 """The study sweeper (hydra/sweeper=study): Hydra's Optuna config, asynchronous trials, pruning decided in
 the trials' own processes, resumable studies, and what the report, HPARAMS and Optuna say of them."""
 
+import csv
 import json
 import os
 import signal
@@ -264,14 +265,18 @@ def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tm
     sweep = tmp_path / "study"
     command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", f"trainer.epochs={LONG_TRIALS}")
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_checkpoints(sweep, 2)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
     error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "the same command continues the study" in error_lines[0], stderr[-2000:]
     assert {t.state for t in stored_trials(sweep)} == {TrialState.RUNNING}
+    # The report of a study that did not end: both trials unfinished, each with its checkpoint kept.
+    assert f"sweep report: {sweep / 'summary.md'} (2 jobs, the sweep did not end)" in stdout
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows) == ["0", "1"] and {row["status"] for row in rows} == {"unfinished"}
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert {t.state for t in stored_trials(sweep)} == {TrialState.COMPLETE}

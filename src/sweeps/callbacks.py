@@ -4,6 +4,7 @@ Hydra turns a callback's exception into a warning and goes on, so both end the p
 SystemExit, which gets through, carrying the one-line error.
 """
 
+import atexit
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.config.errors import ConfigError, one_line
-from src.sweeps.report import FAILED, failures_of, write_report
+from src.sweeps.report import FAILED, failures_of, job_dirs, write_report
 
 
 class LauncherCheck(Callback):
@@ -29,9 +30,31 @@ class LauncherCheck(Callback):
 
 class SweepReport(Callback):
     """Write the report when a multirun ends; fail the sweep if any job failed (a study: more than its
-    hydra.sweeper.max_failure_rate)."""
+    hydra.sweeper.max_failure_rate). A multirun that ends on an error or a signal (a launcher giving up
+    on a job Slurm cancelled, SIGTERM) never gets to its end: the report of its jobs is written as the
+    process exits, after the one-line error."""
+
+    def __init__(self) -> None:
+        self.unreported: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.unreported = Path(config.hydra.sweep.dir)
+        atexit.register(self.report_what_ran)
+
+    def report_what_ran(self) -> None:
+        sweep_dir, self.unreported = self.unreported, None
+        if sweep_dir is None or not job_dirs(sweep_dir):
+            return
+        try:
+            rows = write_report(sweep_dir)
+        except OSError as error:
+            print(f"sweep report not written: {one_line(error)}", file=sys.stderr)
+            return
+        print(f"sweep report: {sweep_dir / 'summary.md'} ({len(rows)} jobs, the sweep did not end)", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.unreported = None
+        atexit.unregister(self.report_what_ran)
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             rows = write_report(sweep_dir)
