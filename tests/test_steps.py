@@ -17,6 +17,7 @@ from src.config.choices import Interval
 from src.config.errors import ConfigError
 from src.runs.atomic import BackgroundWriter
 from src.training.building import INIT_LOCK
+from src.training.checkpoint_reader import read_checkpoint
 from src.training.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
 from src.training.devices import own_stream
 from src.training.models import RecurrentClassifier
@@ -106,6 +107,28 @@ def test_a_graph_runs_checkpoint_resumes_with_plain_settings(tmp_path):
     step = make_step(resumed_model, resumed, 1.0, "fp32", len(y), cuda_graph=False)
     loss, _ = step(x, y)
     assert torch.isfinite(loss) and resumed.state[next(iter(resumed.state))]["step"].item() == 2
+
+
+def test_the_loss_scalers_scale_is_checkpointed_and_restored(tmp_path):
+    """fp16-mixed's GradScaler (CUDA's; CPU's has the same state) after a skipped step and some growth."""
+    model, x, y = tiny()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    train_step(model, x, y, optimizer, 1.0, scaler=scaler)
+    scaler.update(new_scale=torch.tensor(96.0))  # as after an overflow and a growth
+    saved = scaler.state_dict()
+    assert saved["scale"] == 96.0 and saved["_growth_tracker"] == 1
+    with BackgroundWriter() as files:
+        data = checkpoint_bytes(model, optimizer, None, TrainState(), torch.Generator(), {}, scaler)
+        save_checkpoint(tmp_path, data, files, is_best=False)
+    resumed = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    checkpoint = read_checkpoint(tmp_path / "last.pt")  # weights only: the scale is plain numbers
+    restore(checkpoint, model, torch.optim.Adam(model.parameters(), lr=0.01), None, torch.Generator(), resumed)
+    assert resumed.state_dict() == saved
+    # A checkpoint without a scaler (fp32, bf16, or written before the scale was saved) leaves it as made.
+    fresh = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    restore({**checkpoint, "scaler": None}, model, optimizer, None, torch.Generator(), fresh)
+    assert fresh.get_scale() == 1024.0
 
 
 def test_zeroing_gradients_in_place_steps_like_setting_them_to_none():

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.config.errors import naming_key, require_argument_kinds
 from src.data.images import ImageData
 from src.data.series import SeriesData
-from src.training.precision import check_precision
+from src.training.precision import check_precision, make_scaler
 from src.training.randomness import GLOBAL_GENERATORS
 from src.training.schedules import Schedule, build_schedule
 from src.training.steps import Step, make_capturable, make_step, use_cuda_graph
@@ -88,11 +88,13 @@ def build_step(
     schedule: Schedule | None,
     data: ImageData | SeriesData,
     device: torch.device,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Step:
     """The training step: replayed as a CUDA graph where trainer.cuda_graph allows and the run can use one."""
     variable = data.seq_len is None  # series of different lengths come as packed batches of varying shape
-    graph = use_cuda_graph(cfg.trainer.cuda_graph, device, cfg.trainer.precision, optimizer, schedule, variable)
-    return make_step(model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, graph)
+    trainer = cfg.trainer
+    graph = use_cuda_graph(trainer.cuda_graph, device, trainer.precision, optimizer, schedule, variable)
+    return make_step(model, optimizer, trainer.grad_clip_norm, trainer.precision, data.batch_size, graph, scaler)
 
 
 def fresh_step(
@@ -102,10 +104,10 @@ def fresh_step(
     steps): `framework` the step a run takes, `eager` the plain eager step, `eager_capturable` the eager
     step with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""
     model, optimizer, _ = build_training(cfg, data, device)
+    scaler = make_scaler(cfg.trainer.precision)
     if kind == "framework":
-        return model, build_step(cfg, model, optimizer, None, data, device)
+        return model, build_step(cfg, model, optimizer, None, data, device, scaler)
     if kind == "eager_capturable":
         make_capturable(optimizer, device)
-    return model, make_step(
-        model, optimizer, cfg.trainer.grad_clip_norm, cfg.trainer.precision, data.batch_size, cuda_graph=False
-    )
+    trainer = cfg.trainer
+    return model, make_step(model, optimizer, trainer.grad_clip_norm, trainer.precision, data.batch_size, False, scaler)

@@ -51,13 +51,17 @@ def checkpoint_bytes(
     state: TrainState,
     generator: torch.Generator,
     config: dict,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> bytes:
-    """The checkpoint of this moment, serialised: model, optimizer, scheduler, loop state, config, RNGs."""
+    """The checkpoint of this moment, serialised: model, optimizer, scheduler, fp16's loss scale, loop
+    state, config, RNGs."""
     checkpoint = {
         "format": FORMAT,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": schedule.scheduler.state_dict() if schedule is not None else None,
+        # Its scale and growth count (plain numbers): a resumed fp16 run scales its losses as it would have.
+        "scaler": scaler.state_dict() if scaler is not None else None,
         "state": asdict(state),
         "config": config,
         "rng": {
@@ -128,8 +132,9 @@ def restore(
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None,
     generator: torch.Generator,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> TrainState:
-    """Put model, optimizer, scheduler and every RNG back where the checkpoint left them."""
+    """Put model, optimizer, scheduler, fp16's loss scale and every RNG back where the checkpoint left them."""
     model.load_state_dict(checkpoint["model"])
     capturable = [group.get("capturable") for group in optimizer.param_groups]
     optimizer.load_state_dict(checkpoint["optimizer"])
@@ -141,6 +146,8 @@ def restore(
             group["capturable"] = was
     if schedule is not None and checkpoint["scheduler"] is not None:
         schedule.scheduler.load_state_dict(checkpoint["scheduler"])
+    if scaler is not None and checkpoint.get("scaler"):  # checkpoints before the scale was saved have none
+        scaler.load_state_dict(checkpoint["scaler"])
     rng = checkpoint["rng"]
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])

@@ -33,6 +33,7 @@ from src.training.checkpoints import TrainState, checkpoint_bytes, load_latest, 
 from src.training.devices import own_stream, pick_device, threads_per_job
 from src.training.loop import Diverged, LoopSettings, Stopped, Training, fit
 from src.training.models import format_parameters
+from src.training.precision import make_scaler
 from src.training.randomness import OwnRandomness, draws_at_random
 from src.training.scoring import draw_confusion, draw_predictions
 
@@ -138,16 +139,18 @@ def prepare(cfg: DictConfig, device: torch.device, found: tuple[dict, Path] | No
     )
     generator = torch.Generator().manual_seed(cfg.seed)  # the shuffle's
     randomness = OwnRandomness(cfg.seed, device)
+    scaler = make_scaler(cfg.trainer.precision)
     state = TrainState()
     if found:
         checkpoint, path = found
         with randomness.active():  # the checkpoint's generator states become this job's
-            state = restore(checkpoint, model, optimizer, schedule, generator)
+            state = restore(checkpoint, model, optimizer, schedule, generator, scaler)
         log.info("resumed from %s at epoch %d, step %d", path, state.epoch, state.step)
-    step = build_step(cfg, model, optimizer, schedule, data, device)  # after restore: it may move Adam's state
+    # After restore: it may move Adam's state.
+    step = build_step(cfg, model, optimizer, schedule, data, device, scaler)
     if draws_at_random(model):
         step = randomness.around(step)
-    training = Training(model, data, optimizer, step, state, generator, schedule)
+    training = Training(model, data, optimizer, step, state, generator, schedule, scaler)
     return Parts(training, randomness, table, num_params)
 
 
@@ -170,7 +173,13 @@ def train(
         def checkpoint_now(state: TrainState, is_best: bool) -> None:
             with parts.randomness.active():  # the job's own dropout stream is what the checkpoint saves
                 data_bytes = checkpoint_bytes(
-                    training.model, training.optimizer, training.schedule, state, training.generator, saving.config
+                    training.model,
+                    training.optimizer,
+                    training.schedule,
+                    state,
+                    training.generator,
+                    saving.config,
+                    training.scaler,
                 )
             save_checkpoint(saving.run_dir / "checkpoints", data_bytes, files, is_best=is_best)
 

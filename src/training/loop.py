@@ -73,8 +73,8 @@ class LoopSettings:
 
 @dataclass
 class Training:
-    """What the loop trains, and where it stands: model, data, optimizer, step, schedule, loop state, and
-    the generator that shuffles the training split."""
+    """What the loop trains, and where it stands: model, data, optimizer, step, schedule, loop state, the
+    generator that shuffles the training split, and fp16's loss scaler (its step's)."""
 
     model: nn.Module
     data: BatchedData
@@ -83,6 +83,7 @@ class Training:
     state: TrainState
     generator: torch.Generator
     schedule: Schedule | None = None
+    scaler: torch.amp.GradScaler | None = None
 
 
 def train_one_epoch(

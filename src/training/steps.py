@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from src.config.choices import GraphMode
 from src.config.errors import ConfigError
-from src.training.precision import autocast, make_scaler
+from src.training.precision import autocast
 from src.training.schedules import Schedule
 
 log = logging.getLogger(__name__)
@@ -100,17 +100,14 @@ def make_step(
     precision: str,
     batch_size: int,
     cuda_graph: bool,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Step:
-    """The step the loop calls for every batch."""
+    """The step the loop calls for every batch; `scaler`: the run's fp16 loss scaler (precision.make_scaler),
+    made by the caller, which checkpoints its scale with the run."""
     if cuda_graph:
         return GraphedStep(model, optimizer, grad_clip_norm, precision, batch_size)
     return partial(
-        train_step,
-        model,
-        optimizer=optimizer,
-        grad_clip_norm=grad_clip_norm,
-        precision=precision,
-        scaler=make_scaler(precision),
+        train_step, model, optimizer=optimizer, grad_clip_norm=grad_clip_norm, precision=precision, scaler=scaler
     )
 
 
