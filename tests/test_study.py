@@ -122,6 +122,8 @@ def test_a_pruner_that_always_prunes_stops_every_trial_at_its_first_report_and_k
         events = EventAccumulator(str(run))
         events.Reload()  # HPARAMS's final/pruned column: 1 for a pruned trial
         assert [scalar.value for scalar in events.Scalars(tags.FINAL_PRUNED)] == [1.0]
+        # The preset scores the test set only when a trial finishes: a pruned one never does.
+        assert metrics["test_acc"] is None and tags.TEST_ACC not in events.Tags()["scalars"]
     assert "0 ok, 4 pruned, 0 failed" in (sweep / "summary.md").read_text()
 
 
@@ -131,6 +133,12 @@ def test_a_pruner_that_never_prunes_runs_every_trial_to_the_end(tmp_path):
     trials = stored_trials(sweep)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in trials)
+    for trial in trials:  # the test set scored once, after the last epoch
+        events = EventAccumulator(str(job_dir(sweep, trial.number))).Reload()
+        val_steps = [scalar.step for scalar in events.Scalars(tags.VAL_ACC)]
+        (test,) = events.Scalars(tags.TEST_ACC)
+        assert len(val_steps) == 4 and test.step == val_steps[-1]
+        assert metrics_of(job_dir(sweep, trial.number))["test_acc"] == pytest.approx(test.value)
 
 
 def test_a_failed_trial_is_told_as_failed_and_the_study_goes_on(tmp_path):

@@ -1,5 +1,6 @@
 """Short real trainings: tiny IDX files through torchvision, into the loop, to high accuracy."""
 
+import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
@@ -87,3 +88,22 @@ def test_evaluate_changes_no_gradient_and_counts_every_sample(idx_root):
         logits = torch.cat([model(x) for x, _ in data.batches("test")])
     expected = torch.nn.functional.cross_entropy(logits, data.test_y).item()
     assert abs(loss - expected) < 1e-5 and accuracy == (logits.argmax(1) == data.test_y).sum().item() / len(data.test_y)
+
+
+def test_a_run_that_scores_the_test_set_once_ends_with_the_same_figures(tmp_path):
+    """trainer.test_every_epoch=false: the same training (scoring draws nothing at random), val after every
+    epoch, and the test set scored once, at the end, giving the figures the last epoch's scoring gives."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from conftest import TINY, train_in_process
+
+    overrides = (*TINY, "trainer.epochs=3", "model.dropout=0.2")
+    every = train_in_process(tmp_path / "every", *overrides)
+    once = train_in_process(tmp_path / "once", *overrides, "trainer.test_every_epoch=false")
+    assert once == {**every, **{key: once[key] for key in ("seconds", "train_seconds", "job_seconds")}}
+    for name, test_points in (("every", 4), ("once", 1)):  # epochs 0 to 3, or only after the last
+        events = EventAccumulator(str(tmp_path / name)).Reload()
+        steps = [event.step for event in events.Scalars(tags.VAL_ACC)]
+        assert len(steps) == 4
+        assert [event.step for event in events.Scalars(tags.TEST_ACC)] == steps[-test_points:]
+    assert [event.value for event in events.Scalars(tags.TEST_ACC)] == pytest.approx([every["test_acc"]])  # float32

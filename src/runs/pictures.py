@@ -145,7 +145,7 @@ def learning_curves(history: list[dict[str, float]]):
         ("accuracy", (tags.TRAIN_ACC, tags.VAL_ACC, tags.TEST_ACC)),
     )
     for axis, (label, split_tags) in zip(figure.subplots(1, 2), panels, strict=True):
-        for tag, style in zip(split_tags, ("-o", "-s", "--"), strict=True):
+        for tag, style in zip(split_tags, ("-o", "-s", "--x"), strict=True):  # x: a test set scored once shows
             points = [(row[tags.EPOCH], row[tag]) for row in history if tag in row]
             if points:
                 axis.plot(*zip(*points, strict=True), style, label=tag.split("/")[0], markersize=4)

@@ -57,6 +57,7 @@ class LoopSettings:
     progress: bool = False  # a tqdm bar, on a terminal
     patience: int | None = None  # stop after this many epochs without a better validation accuracy
     precision: str = "fp32"
+    test_every_epoch: bool = True  # false: the test set is scored once, when the loop ends
 
     @classmethod
     def of(cls, trainer: Any) -> "LoopSettings":
@@ -68,6 +69,7 @@ class LoopSettings:
             progress=trainer.progress,
             patience=trainer.early_stopping_patience,
             precision=str(trainer.precision),
+            test_every_epoch=trainer.test_every_epoch,
         )
 
 
@@ -153,11 +155,12 @@ def fit(
     should_stop: Callable[[], object] | None = None,
 ) -> TrainState:
     """Train until settings.epochs (or settings.patience epochs without a better validation accuracy),
-    evaluating val and test and calling `on_epoch_end` after each epoch; raise Stopped once should_stop()
-    is true."""
+    evaluating val (and test, unless settings.test_every_epoch is false: then once, when the loop ends) and
+    calling `on_epoch_end` after each epoch; raise Stopped once should_stop() is true."""
     model, data, state, precision = training.model, training.data, training.state, settings.precision
+    every = settings.test_every_epoch
     if state.step == 0:  # not on resuming, even within the first epoch
-        _log_epoch(writer, state, _evaluate_all(model, data, precision))
+        _log_epoch(writer, state, _evaluate_all(model, data, precision, test=every))
     settings = replace(settings, progress=settings.progress and sys.stdout.isatty())
     while state.epoch < settings.epochs and not state.stopped_early:
         started = time.perf_counter() - state.epoch_seconds  # a resumed epoch adds the time it took before
@@ -173,7 +176,7 @@ def fit(
         metrics = {
             tags.TRAIN_LOSS: train_loss,
             tags.TRAIN_ACC: train_acc,
-            **_evaluate_all(model, data, precision),
+            **_evaluate_all(model, data, precision, test=every),
             tags.LR: float(training.optimizer.param_groups[0]["lr"]),
             tags.EPOCH_SECONDS: seconds,
             tags.SAMPLES_PER_SECOND: len(data.train_y) / seconds,
@@ -188,6 +191,8 @@ def fit(
         _log_epoch(writer, state, metrics)
         if on_epoch_end is not None:
             on_epoch_end(state, is_best)
+    if not every and state.history and tags.TEST_ACC not in state.history[-1]:
+        _log_test(writer, state, model, data, precision)
     if state.stopped_early:
         log.info(
             "early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
@@ -198,10 +203,23 @@ def fit(
     return state
 
 
-def _evaluate_all(model: nn.Module, data: BatchedData, precision: str) -> dict[str, float]:
+def _evaluate_all(model: nn.Module, data: BatchedData, precision: str, test: bool = True) -> dict[str, float]:
     val_loss, val_acc = evaluate(model, data, "val", precision) if len(data.val_y) else (math.nan, math.nan)
+    if not test:
+        return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc}
     test_loss, test_acc = evaluate(model, data, "test", precision)
     return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc, tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
+
+
+def _log_test(writer: SummaryWriter, state: TrainState, model: nn.Module, data: BatchedData, precision: str) -> None:
+    """The final model's test figures, scored once: at the last epoch's step, beside its other scalars."""
+    test_loss, test_acc = evaluate(model, data, "test", precision)
+    final = {tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
+    for tag, value in final.items():
+        writer.add_scalar(tag, value, state.step)
+    writer.flush()
+    state.history[-1].update(final)
+    log.info("test set, scored once at epoch %d: %s", state.epoch, "  ".join(f"{t} {v:.4g}" for t, v in final.items()))
 
 
 def _log_epoch(writer: SummaryWriter, state: TrainState, metrics: dict[str, float]) -> None:
