@@ -156,6 +156,7 @@ def sweep_in_process(sweep_dir: Path, *overrides: str) -> list:
     from hydra.core.global_hydra import GlobalHydra
 
     from src.run import main
+    from src.sweeps.callbacks import report_unfinished
 
     hydra = Hydra.create_main_hydra_file_or_module(
         calling_file=str(ROOT / "src" / "run.py"), calling_module=None, config_path="../conf", job_name="run"
@@ -169,6 +170,7 @@ def sweep_in_process(sweep_dir: Path, *overrides: str) -> list:
         )
     finally:
         GlobalHydra().clear()
+        report_unfinished()  # as the CLI's process does as it exits, after a multirun that raised
 
 
 def sweep_rows(sweep_dir: Path, *overrides: str) -> list[dict]:

@@ -249,8 +249,8 @@ def test_a_job_slurm_ends_without_a_result_stops_the_sweep_with_one_line_naming_
     last = sweep.stderr.read_text().strip().splitlines()[-1]
     assert last.startswith("error: Job ") and "has not produced any output (state: CANCELLED" in last
     # The report of the sweep that did not end lists the cancelled job, unfinished.
-    assert "(1 jobs, the sweep did not end)" in sweep.stdout.read_text()
-    (row,) = csv.DictReader((sweep.dir / "summary.csv").open())
+    assert "(1 jobs; the sweep did not end)" in sweep.stdout.read_text()
+    (row,) = csv.DictReader((sweep.dir / "summary.csv").read_text().splitlines())
     assert row["job"] == "0" and row["status"] == "unfinished"
 
 

@@ -129,6 +129,8 @@ def test_the_loss_scalers_scale_is_checkpointed_and_restored(tmp_path):
     fresh = torch.amp.GradScaler("cpu", init_scale=1024.0)
     restore({**checkpoint, "scaler": None}, model, optimizer, None, torch.Generator(), fresh)
     assert fresh.get_scale() == 1024.0
+    with pytest.raises(ValueError, match="needs its loss scaler"):  # fp16 without one would underflow silently
+        make_step(model, optimizer, 1.0, "fp16-mixed", len(y), cuda_graph=False)
 
 
 def test_zeroing_gradients_in_place_steps_like_setting_them_to_none():

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -24,7 +25,7 @@ from conftest import ROOT, TINY, metrics_of, run_cli, sweep_in_process, train_in
 from src.config.errors import ConfigError
 from src.runs import tags
 from src.sweeps.search_space import search_space
-from src.sweeps.study import study_settings
+from src.sweeps.study import report_missed, study_settings
 
 STUDY = ("hparams_search=pruned", *TINY, "trainer.epochs=3", "hydra.sweeper.n_trials=4")
 # Optuna's ThresholdPruner with a floor no accuracy reaches: every trial is pruned at its first report.
@@ -269,6 +270,19 @@ def test_a_killed_study_resumes_its_running_trials_and_reaches_n_trials(tmp_path
         assert resumed == (number in checkpointed)
 
 
+def test_a_resumed_trial_reports_the_epochs_its_checkpoint_holds_that_the_trial_never_got():
+    """Killed between epoch 3's checkpoint and its report: the resumed run tells epoch 3, and only it."""
+    trial = optuna.create_study(direction="maximize").ask()
+    trial.report(0.5, 1)
+    trial.report(0.6, 2)
+    history = [{"epoch": 0, "val/acc": 0.1}, *({"epoch": e, "val/acc": 0.4 + e / 10} for e in (1, 2, 3))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns about a step reported twice: none is
+        report_missed(trial, "val/acc", history)
+    told = trial.study.trials[0].intermediate_values
+    assert told == {1: 0.5, 2: 0.6, 3: pytest.approx(0.7)}
+
+
 def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tmp_path):
     sweep = tmp_path / "study"
     command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", f"trainer.epochs={LONG_TRIALS}")
@@ -282,8 +296,8 @@ def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tm
     assert len(error_lines) == 1 and "the same command continues the study" in error_lines[0], stderr[-2000:]
     assert {t.state for t in stored_trials(sweep)} == {TrialState.RUNNING}
     # The report of a study that did not end: both trials unfinished, each with its checkpoint kept.
-    assert f"sweep report: {sweep / 'summary.md'} (2 jobs, the sweep did not end)" in stdout
-    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert f"sweep report: {sweep / 'summary.md'} (2 jobs; the sweep did not end)" in stdout
+    rows = list(csv.DictReader((sweep / "summary.csv").read_text().splitlines()))
     assert sorted(row["job"] for row in rows) == ["0", "1"] and {row["status"] for row in rows} == {"unfinished"}
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

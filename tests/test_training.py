@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
+from conftest import TINY, train_in_process
 from src.data.images import load_images
 from src.runs import tags
+from src.training.checkpoint_reader import read_checkpoint
 from src.training.checkpoints import TrainState
 from src.training.loop import LoopSettings, Training, fit
 from src.training.models import RecurrentClassifier
@@ -92,18 +95,19 @@ def test_evaluate_changes_no_gradient_and_counts_every_sample(idx_root):
 
 def test_a_run_that_scores_the_test_set_once_ends_with_the_same_figures(tmp_path):
     """trainer.test_every_epoch=false: the same training (scoring draws nothing at random), val after every
-    epoch, and the test set scored once, at the end, giving the figures the last epoch's scoring gives."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from conftest import TINY, train_in_process
-
+    epoch, and the test set scored once, after the last epoch, giving the figures the last epoch's scoring gives."""
     overrides = (*TINY, "trainer.epochs=3", "model.dropout=0.2")
     every = train_in_process(tmp_path / "every", *overrides)
     once = train_in_process(tmp_path / "once", *overrides, "trainer.test_every_epoch=false")
     assert once == {**every, **{key: once[key] for key in ("seconds", "train_seconds", "job_seconds")}}
-    for name, test_points in (("every", 4), ("once", 1)):  # epochs 0 to 3, or only after the last
+    val_steps = {}
+    for name, test_points in (("every", 4), ("once", 1)):  # epochs 0 to 3, or only the last
         events = EventAccumulator(str(tmp_path / name)).Reload()
-        steps = [event.step for event in events.Scalars(tags.VAL_ACC)]
-        assert len(steps) == 4
-        assert [event.step for event in events.Scalars(tags.TEST_ACC)] == steps[-test_points:]
-    assert [event.value for event in events.Scalars(tags.TEST_ACC)] == pytest.approx([every["test_acc"]])  # float32
+        val_steps[name] = [event.step for event in events.Scalars(tags.VAL_ACC)]
+        assert [event.step for event in events.Scalars(tags.TEST_ACC)] == val_steps[name][-test_points:]
+    assert len(val_steps["once"]) == 4 and val_steps["once"] == val_steps["every"]
+    (scored,) = EventAccumulator(str(tmp_path / "once")).Reload().Scalars(tags.TEST_ACC)
+    assert scored.value == pytest.approx(every["test_acc"])  # float32 in the event file
+    # The last checkpoint holds it too: a reloaded run's history ends with its test figures.
+    history = read_checkpoint(tmp_path / "once" / "checkpoints" / "last.pt")["state"]["history"]
+    assert [tags.TEST_ACC in row for row in history] == [False, False, False, True]

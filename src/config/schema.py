@@ -120,8 +120,8 @@ class TrainerSchema:
     data_placement: Placement = Placement.auto  # device (held there) | host (streamed per batch) | auto
     cuda_graph: GraphMode = GraphMode.auto  # auto: wherever the run allows; always; never (src/training/steps.py)
     precision: Precision = Precision.fp32
-    # false: the test set is scored once, at the end of a run that was not pruned, instead of after every
-    # epoch (a study selects on val/acc: scoring the test set each epoch of every trial is compute it never uses)
+    # false: the test set is scored once, after the last epoch (or the early stop), instead of after every
+    # epoch; a pruned trial never scores it (a study selects on val/acc: the test set each epoch is wasted)
     test_every_epoch: bool = True
     early_stopping_patience: int | None = None  # stop after this many epochs without a better val/acc
     num_threads: int | None = None  # null: torch's default, or the cores shared among parallel jobs

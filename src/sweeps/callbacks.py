@@ -28,34 +28,46 @@ class LauncherCheck(Callback):
             sys.exit(f"error: {error}")
 
 
+# The multiruns of this process that have not reached their end, with the start of each job they found
+# (the mtime of its .hydra/overrides.yaml, which Hydra writes as a job starts): written at exit.
+_UNFINISHED: dict[Path, dict[Path, float]] = {}
+
+
+def _job_starts(sweep_dir: Path) -> dict[Path, float]:
+    return {job: (job / ".hydra" / "overrides.yaml").stat().st_mtime for job in job_dirs(sweep_dir)}
+
+
+def report_unfinished() -> None:
+    """Write the report of each multirun of this process that never reached its end (an error, or a stop
+    signal the process turned into an exit) once one of its jobs has started: the jobs cut short are
+    `unfinished`. Runs as the process exits, after the one-line error, and never adds a traceback to it."""
+    while _UNFINISHED:
+        sweep_dir, found = _UNFINISHED.popitem()
+        try:
+            if _job_starts(sweep_dir).items() <= found.items():
+                continue  # refused before any job of its own started: the directory's report stands
+            rows = write_report(sweep_dir)
+        except Exception as error:  # at exit, whatever the cause: one line on the console
+            print(f"sweep report not written: {one_line(error)}", flush=True)
+            continue
+        print(f"sweep report: {sweep_dir / 'summary.md'} ({len(rows)} jobs; the sweep did not end)", flush=True)
+
+
+atexit.register(report_unfinished)
+
+
 class SweepReport(Callback):
     """Write the report when a multirun ends; fail the sweep if any job failed (a study: more than its
-    hydra.sweeper.max_failure_rate). A multirun that ends on an error or a signal (a launcher giving up
-    on a job Slurm cancelled, SIGTERM) never gets to its end: the report of its jobs is written as the
-    process exits, after the one-line error."""
-
-    def __init__(self) -> None:
-        self.unreported: Path | None = None
+    hydra.sweeper.max_failure_rate). A multirun that ends early (a launcher giving up on a job Slurm
+    cancelled; SIGTERM to a study, a packed or a basic sweep) is reported as its process exits."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.unreported = Path(config.hydra.sweep.dir)
-        atexit.register(self.report_what_ran)
-
-    def report_what_ran(self) -> None:
-        sweep_dir, self.unreported = self.unreported, None
-        if sweep_dir is None or not job_dirs(sweep_dir):
-            return
-        try:
-            rows = write_report(sweep_dir)
-        except OSError as error:
-            print(f"sweep report not written: {one_line(error)}", file=sys.stderr)
-            return
-        print(f"sweep report: {sweep_dir / 'summary.md'} ({len(rows)} jobs, the sweep did not end)", flush=True)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        _UNFINISHED[sweep_dir] = _job_starts(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self.unreported = None
-        atexit.unregister(self.report_what_ran)
         sweep_dir = Path(config.hydra.sweep.dir)
+        _UNFINISHED.pop(sweep_dir, None)
         try:
             rows = write_report(sweep_dir)
         except OSError as error:  # a full disk: one line naming the file, not Hydra's warning

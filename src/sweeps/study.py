@@ -8,6 +8,7 @@ cannot disagree on the storage, the name or the pruner.
 """
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +161,14 @@ def trial_of(settings: StudySettings, number: int) -> optuna.Trial:
     # Optuna's public Trial constructor, as its own distributed mode uses it: the only way a job in
     # another process gets the trial the sweeper asked for.
     return optuna.Trial(study, trial_id)
+
+
+def report_missed(trial: optuna.Trial, tag: str, history: list[dict[str, float]]) -> None:
+    """Report the epochs of a resumed run's history that the trial never got: a run killed after an
+    epoch's checkpoint and before its report resumes past that epoch, and the pruner would never see it
+    (Optuna ignores, with a warning, a step reported twice: only the missing ones are sent)."""
+    told = trial.study._storage.get_trial(trial._trial_id).intermediate_values  # as stored, not cached
+    for row in history:
+        epoch, value = int(row[tags.EPOCH]), row.get(tag, math.nan)
+        if epoch >= 1 and epoch not in told and math.isfinite(value):
+            trial.report(value, epoch)

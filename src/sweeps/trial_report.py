@@ -61,6 +61,12 @@ class TrialReport:
         self.tag = settings.report_tag
         self.number = number
 
+    def resumed(self, history: list[dict[str, float]]) -> None:
+        """A resumed run's epochs before this start: report those the trial never got."""
+        from src.sweeps.study import report_missed
+
+        report_missed(self.trial, self.tag, history)
+
     def epoch_end(self, epoch: int, metrics: dict[str, float], last: bool) -> None:
         """Report `epoch`'s value; raise Pruned when the trial should stop here (never after its `last`
         epoch: stopping then saves nothing and would throw a finished trial's result away)."""

@@ -110,4 +110,6 @@ def fresh_step(
     if kind == "eager_capturable":
         make_capturable(optimizer, device)
     trainer = cfg.trainer
-    return model, make_step(model, optimizer, trainer.grad_clip_norm, trainer.precision, data.batch_size, False, scaler)
+    return model, make_step(
+        model, optimizer, trainer.grad_clip_norm, trainer.precision, data.batch_size, cuda_graph=False, scaler=scaler
+    )

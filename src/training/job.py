@@ -168,6 +168,8 @@ def train(
     """Run the loop, checkpointing after every epoch; a stop signal ends it with a mid-epoch checkpoint
     and Preempted, the pruner after an epoch (its checkpoint written), a blown-up loss as `diverged`."""
     ending, started, training = Ending(), time.perf_counter(), parts.training
+    if trial is not None and training.state.history:
+        trial.resumed(training.state.history)
     with BackgroundWriter() as files, catch_stop_signals():  # a stop signal only sets a flag the loop reads
 
         def checkpoint_now(state: TrainState, is_best: bool) -> None:

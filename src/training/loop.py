@@ -155,7 +155,7 @@ def fit(
     should_stop: Callable[[], object] | None = None,
 ) -> TrainState:
     """Train until settings.epochs (or settings.patience epochs without a better validation accuracy),
-    evaluating val (and test, unless settings.test_every_epoch is false: then once, when the loop ends) and
+    evaluating val and test (with settings.test_every_epoch false, test only after the last epoch) and
     calling `on_epoch_end` after each epoch; raise Stopped once should_stop() is true."""
     model, data, state, precision = training.model, training.data, training.state, settings.precision
     every = settings.test_every_epoch
@@ -188,11 +188,13 @@ def fit(
             state.best_val_acc, state.best_epoch = metrics[tags.VAL_ACC], state.epoch
         patience = settings.patience
         state.stopped_early = patience is not None and state.epoch - state.best_epoch >= patience
+        if not every and (state.epoch >= settings.epochs or state.stopped_early):
+            metrics |= _score_test(model, data, precision)  # the final model's, logged and checkpointed with it
         _log_epoch(writer, state, metrics)
         if on_epoch_end is not None:
             on_epoch_end(state, is_best)
-    if not every and state.history and tags.TEST_ACC not in state.history[-1]:
-        _log_test(writer, state, model, data, precision)
+    if state.history and tags.TEST_ACC not in state.history[-1]:  # no epoch trained: epochs=0, or the loop ended
+        _log_final_test(writer, state, _score_test(model, data, precision))  # before a resume that changed the key
     if state.stopped_early:
         log.info(
             "early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
@@ -205,21 +207,22 @@ def fit(
 
 def _evaluate_all(model: nn.Module, data: BatchedData, precision: str, test: bool = True) -> dict[str, float]:
     val_loss, val_acc = evaluate(model, data, "val", precision) if len(data.val_y) else (math.nan, math.nan)
-    if not test:
-        return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc}
-    test_loss, test_acc = evaluate(model, data, "test", precision)
-    return {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc, tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
+    scores = {tags.VAL_LOSS: val_loss, tags.VAL_ACC: val_acc}
+    return scores | _score_test(model, data, precision) if test else scores
 
 
-def _log_test(writer: SummaryWriter, state: TrainState, model: nn.Module, data: BatchedData, precision: str) -> None:
-    """The final model's test figures, scored once: at the last epoch's step, beside its other scalars."""
+def _score_test(model: nn.Module, data: BatchedData, precision: str) -> dict[str, float]:
     test_loss, test_acc = evaluate(model, data, "test", precision)
-    final = {tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
-    for tag, value in final.items():
+    return {tags.TEST_LOSS: test_loss, tags.TEST_ACC: test_acc}
+
+
+def _log_final_test(writer: SummaryWriter, state: TrainState, scores: dict[str, float]) -> None:
+    """Test figures for the last logged epoch, which had none: at its step, beside its other scalars."""
+    for tag, value in scores.items():
         writer.add_scalar(tag, value, state.step)
     writer.flush()
-    state.history[-1].update(final)
-    log.info("test set, scored once at epoch %d: %s", state.epoch, "  ".join(f"{t} {v:.4g}" for t, v in final.items()))
+    state.history[-1].update(scores)
+    log.info("epoch %d, test set: %s", state.epoch, "  ".join(f"{tag} {value:.4g}" for tag, value in scores.items()))
 
 
 def _log_epoch(writer: SummaryWriter, state: TrainState, metrics: dict[str, float]) -> None:

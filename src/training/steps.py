@@ -104,6 +104,8 @@ def make_step(
 ) -> Step:
     """The step the loop calls for every batch; `scaler`: the run's fp16 loss scaler (precision.make_scaler),
     made by the caller, which checkpoints its scale with the run."""
+    if precision == "fp16-mixed" and scaler is None:
+        raise ValueError("an fp16-mixed step needs its loss scaler: fp16 gradients underflow without one")
     if cuda_graph:
         return GraphedStep(model, optimizer, grad_clip_norm, precision, batch_size)
     return partial(
