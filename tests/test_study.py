@@ -237,8 +237,8 @@ def study_command(sweep: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "src.run", "-m", *STUDY, *NEVER_PRUNE, *overrides, f"hydra.sweep.dir={sweep}"]
 
 
-# Long enough that a trial seen with its first checkpoint is still running when the signal comes (an epoch
-# of TINY takes about 0.1 s).
+# The killed study's trials: long enough that the trial seen with the first checkpoint is still running
+# when the kill comes, 50 ms later at most (an epoch of TINY takes about 0.1 s).
 LONG_TRIALS = 10
 
 
@@ -285,7 +285,8 @@ def test_a_resumed_trial_reports_the_epochs_its_checkpoint_holds_that_the_trial_
 
 def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tmp_path):
     sweep = tmp_path / "study"
-    command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", f"trainer.epochs={LONG_TRIALS}")
+    # 25 epochs: the two trials differ in size, and both must still be running once both have a checkpoint.
+    command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", "trainer.epochs=25")
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_checkpoints(sweep, 2)
