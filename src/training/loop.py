@@ -193,8 +193,10 @@ def fit(
         _log_epoch(writer, state, metrics)
         if on_epoch_end is not None:
             on_epoch_end(state, is_best)
-    if state.history and tags.TEST_ACC not in state.history[-1]:  # no epoch trained: epochs=0, or the loop ended
-        _log_final_test(writer, state, _score_test(model, data, precision))  # before a resume that changed the key
+    # The last record has no test figures only when no epoch ran here: epochs=0, or a run whose loop had
+    # ended is resumed with test_every_epoch changed.
+    if state.history and tags.TEST_ACC not in state.history[-1]:
+        _log_final_test(writer, state, _score_test(model, data, precision))
     if state.stopped_early:
         log.info(
             "early stop: no better val/acc for %d epochs (best %.4f at epoch %d)",
