@@ -1,5 +1,6 @@
 """Shared helpers: tiny IDX files written by the tests, configs composed and trained in-process, one
-tiny trained run shared by the tests that only read its outputs, and the real CLI in a subprocess."""
+tiny trained run shared by the tests that only read what a run writes, and the real CLI in a process of its
+own (forked with the libraries imported, or a fresh interpreter where start-up is what is tested)."""
 
 import gzip
 import json
@@ -18,6 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
 import torch  # noqa: E402 (after the thread count is set)
+from cli_processes import CliProcess
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.errors import InstantiationException  # noqa: E402
 from omegaconf import DictConfig
@@ -92,14 +94,32 @@ def idx_root(tmp_path: Path) -> Path:
     return write_idx(tmp_path / "data")
 
 
-def run_cli(*overrides: str, module: str = "src.run", env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m src.run overrides...` from the project root, as a user types it."""
+def cli_environment(env: dict | None = None) -> dict:
+    """The tests' environment for a CLI run, without HYDRA_FULL_ERROR (the CLI's one-line errors are tested)."""
     environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     environment.update(env or {})
+    return environment
+
+
+def start_cli(
+    *overrides: str, module: str = "src.run", env: dict | None = None, new_session: bool = False
+) -> CliProcess:
+    """`python -m src.run overrides...` from the project root, started as a process of its own (forked with
+    the libraries imported: cli_processes.py) for the tests that signal, kill or watch it."""
+    return CliProcess(module, list(overrides), ROOT, cli_environment(env), new_session)
+
+
+def run_cli(
+    *overrides: str, module: str = "src.run", env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """`python -m src.run overrides...` from the project root, as a user types it, to its end. fresh: in a
+    new interpreter, where how it starts is part of the test; otherwise forked (start_cli)."""
+    if not fresh:
+        return start_cli(*overrides, module=module, env=env).completed(timeout=600)
     return subprocess.run(
         [sys.executable, "-m", module, *overrides],
         cwd=ROOT,
-        env=environment,
+        env=cli_environment(env),
         capture_output=True,
         text=True,
         timeout=600,

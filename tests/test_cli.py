@@ -1,23 +1,25 @@
-"""The real CLI in a subprocess: one run end to end, and bad values (those our checks refuse, those torch
-refuses, those of src.evaluate and src.bench) that each end in one line on stderr; the one-line wrapper
-in-process.
+"""The real CLI in a process of its own: one run end to end and one bad value in fresh interpreters, and bad
+values (those our checks refuse, those torch refuses, those of src.evaluate and src.bench) that each end in
+one line on stderr; the one-line wrapper in-process.
 
 Other files start the CLI where the process is part of what they test (launchers, signals, a killed run, a
-command as the docs show it); everything else runs in-process (conftest.train_in_process / sweep_in_process),
-through the same job code.
+command as the docs show it), forked with the libraries imported (cli_processes.py); everything else runs
+in-process (conftest.train_in_process / sweep_in_process), through the same job code.
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import ROOT, TINY, cli_environment, run_cli
 from src.config.errors import cli
 from src.runs import tags
 
 
 def test_a_real_run_writes_metrics_tensorboard_checkpoints_pictures_and_its_log(tmp_path):
-    result = run_cli(*TINY, "trainer.epochs=2", f"hydra.run.dir={tmp_path}")
+    result = run_cli(*TINY, "trainer.epochs=2", f"hydra.run.dir={tmp_path}", fresh=True)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert tuple(metrics) == tags.METRIC_KEYS and metrics["status"] == "ok" and metrics["epochs_completed"] == 2
@@ -28,11 +30,19 @@ def test_a_real_run_writes_metrics_tensorboard_checkpoints_pictures_and_its_log(
     assert (tmp_path / ".hydra" / "overrides.yaml").is_file()
 
 
-def test_a_bad_value_is_one_line_with_exit_1_and_nothing_written(tmp_path):
-    result = run_cli(*TINY, "model.hidden_size=0", f"hydra.run.dir={tmp_path}")
+def test_a_bad_value_is_one_line_with_exit_1_nothing_written_and_torch_never_imported(tmp_path):
+    # A fresh interpreter that says, as it exits, which of the heavy libraries it imported: a bad value is
+    # refused before torch is (about a second instead of four).
+    report = "import atexit, sys; atexit.register(lambda: print('imported', 'torch' in sys.modules))"
+    wrapper = f"{report}; import runpy; runpy.run_module('src.run', run_name='__main__', alter_sys=True)"
+    overrides = (*TINY, "model.hidden_size=0", f"hydra.run.dir={tmp_path}")
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *overrides], cwd=ROOT, env=cli_environment(), capture_output=True, text=True
+    )
     # Exactly one line: no "Error executing job with overrides" from Hydra before it, no traceback.
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["error: model.hidden_size=0 is not allowed: expected an integer > 0"]
+    assert result.stdout.splitlines()[-1] == "imported False"
     assert not (tmp_path / "metrics.json").exists()
 
 

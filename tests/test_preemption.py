@@ -3,15 +3,13 @@ exits 128+signum with one line, and trainer.resume=true ends where an uninterrup
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY, metrics_of, sweep_in_process, train_in_process
+from conftest import TINY, metrics_of, start_cli, sweep_in_process, train_in_process
 from src.runs.preemption import Preempted, stop_requested
 from src.training import loop as train
 from src.training.checkpoint_reader import read_checkpoint
@@ -101,13 +99,7 @@ def test_an_fp16_run_resumes_with_its_loss_scale_to_uninterrupted_results(tmp_pa
 def test_sigterm_to_the_real_cli_exits_143_with_one_line_and_resume_continues_that_step(tmp_path, uninterrupted):
     expected = uninterrupted(LONG)
     run_dir = tmp_path / "stopped"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "src.run", *LONG, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(*LONG, f"hydra.run.dir={run_dir}")
     log, deadline = run_dir / "run.log", time.monotonic() + 120
     # "epoch 0:" is the evaluation logged just before the first step, with the handlers in place.
     while process.poll() is None and time.monotonic() < deadline and "epoch 0:" not in _text(log):
@@ -143,13 +135,8 @@ def test_submitit_requeues_a_preempted_job_which_resumes_by_itself(tmp_path, uni
     """submitit_local emulates Slurm's warning signal (USR2) and requeue; the job's lock names its process."""
     expected = uninterrupted(LONG)
     sweep_dir = tmp_path / "sweep"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "src.run", "-m", *LONG, "trainer.resume=true", "hydra/launcher=submitit_local"]
-        + [f"hydra.sweep.dir={sweep_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_cli(
+        "-m", *LONG, "trainer.resume=true", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep_dir}"
     )
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline and not _training(sweep_dir):

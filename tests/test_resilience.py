@@ -1,8 +1,6 @@
 """Nothing lost, nothing silent: resume after SIGKILL (the real CLI), resume further, divergence, resumed sweeps."""
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -10,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, metrics_of, run_cli, sweep_in_process, train_in_process
+from conftest import metrics_of, run_cli, start_cli, sweep_in_process, train_in_process
 
 # About 0.2 s an epoch on 2 cores: the kill, polled every 0.02 s, comes well before the last of 4 epochs.
 LONG = (
@@ -26,12 +24,7 @@ LONG = (
 
 def kill_after_first_checkpoint(run_dir: Path) -> None:
     """Start a real training and SIGKILL it as soon as its first epoch's checkpoint is in place."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "src.run", *LONG, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_cli(*LONG, f"hydra.run.dir={run_dir}")
     checkpoint = run_dir / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:

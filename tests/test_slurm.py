@@ -140,7 +140,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     """Three tiny jobs as one Slurm job array; the third has a bad value."""
     sweep_dir = tmp_path_factory.mktemp("slurm") / "sweep"
     sizes = "model.hidden_size=8,12,0"
-    result = run_cli("-m", *TINY, *SLURM, "hydra.launcher.timeout_min=5", sizes, f"hydra.sweep.dir={sweep_dir}")
+    result = run_cli(
+        "-m", *TINY, *SLURM, "hydra.launcher.timeout_min=5", sizes, f"hydra.sweep.dir={sweep_dir}", fresh=True
+    )
     return sweep_dir, result
 
 

@@ -3,7 +3,6 @@ the trials' own processes, resumable studies, and what the report, HPARAMS and O
 
 import csv
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, TINY, metrics_of, run_cli, sweep_in_process, train_in_process
+from conftest import TINY, metrics_of, run_cli, start_cli, sweep_in_process, train_in_process
 from src.config.errors import ConfigError
 from src.runs import tags
 from src.sweeps.search_space import search_space
@@ -234,7 +233,7 @@ def test_pruning_is_decided_inside_trials_in_other_processes(tmp_path, launcher)
 
 
 def study_command(sweep: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "src.run", "-m", *STUDY, *NEVER_PRUNE, *overrides, f"hydra.sweep.dir={sweep}"]
+    return ["-m", *STUDY, *NEVER_PRUNE, *overrides, f"hydra.sweep.dir={sweep}"]
 
 
 # The killed study's trials: long enough that the trial seen with the first checkpoint is still running
@@ -251,15 +250,14 @@ def wait_for_checkpoints(sweep: Path, count: int) -> None:
 def test_a_killed_study_resumes_its_running_trials_and_reaches_n_trials(tmp_path):
     sweep = tmp_path / "study"
     command = study_command(sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"trainer.epochs={LONG_TRIALS}")
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    first = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    first = start_cli(*command, new_session=True)
     wait_for_checkpoints(sweep, 1)
-    os.killpg(first.pid, signal.SIGKILL)  # the sweep and its workers, as a lost node would end them
+    first.kill_group(signal.SIGKILL)  # the sweep and its workers, as a lost node would end them
     first.wait()
     running = [t.number for t in stored_trials(sweep) if t.state == TrialState.RUNNING]
     checkpointed = [n for n in running if list(sweep.glob(f"{n}_*/checkpoints/last.pt"))]
     assert checkpointed, "the kill came before any running trial had a checkpoint"
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = run_cli(*command)
     assert done.returncode == 0, done.stderr[-2000:]
     trials = stored_trials(sweep)
     assert len(trials) == 4 and {t.state for t in trials} == {TrialState.COMPLETE}
@@ -287,8 +285,7 @@ def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tm
     sweep = tmp_path / "study"
     # 25 epochs: the two trials differ in size, and both must still be running once both have a checkpoint.
     command = study_command(sweep, "hydra/launcher=packed", "hydra.sweeper.n_trials=2", "trainer.epochs=25")
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_cli(*command)
     wait_for_checkpoints(sweep, 2)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
@@ -300,7 +297,7 @@ def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tm
     assert f"sweep report: {sweep / 'summary.md'} (2 jobs; the sweep did not end)" in stdout
     rows = list(csv.DictReader((sweep / "summary.csv").read_text().splitlines()))
     assert sorted(row["job"] for row in rows) == ["0", "1"] and {row["status"] for row in rows} == {"unfinished"}
-    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    rerun = run_cli(*command)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert {t.state for t in stored_trials(sweep)} == {TrialState.COMPLETE}
     for number in (0, 1):

@@ -86,14 +86,18 @@ def test_a_failing_job_does_not_stop_the_sweep_and_every_failure_is_reported(tmp
     assert rows[0]["best"] == "*" and "model.hidden_size=-3" in (tmp_path / "summary.md").read_text()
 
 
+# The lstm_optuna preset's models (up to 3 layers of 256) on fewer examples than TINY's: trained in a blink.
+FEW = ("data.num_train=128", "data.num_test=100")
+
+
 def test_optuna_sweeper_three_seeded_trials(tmp_path):
-    rows = sweep_rows(tmp_path, *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
+    rows = sweep_rows(tmp_path, *TINY, *FEW, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
     assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
     assert all("model.cell=" in row["overrides"] and "optimizer.lr=" in row["overrides"] for row in rows)
     results = (tmp_path / "optimization_results.yaml").read_text()
     assert "best_params" in results and f"best_value: {max(float(row['val_acc']) for row in rows)}" in results
     # The sampler is seeded: the same study proposes the same trials again.
-    rows_again = sweep_rows(tmp_path / "again", *TINY, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
+    rows_again = sweep_rows(tmp_path / "again", *TINY, *FEW, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
     assert sorted(row["overrides"] for row in rows_again) == sorted(row["overrides"] for row in rows)
 
 
@@ -102,6 +106,7 @@ def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
     first_rows = sweep_rows(
         tmp_path / "first",
         *TINY,
+        *FEW,
         "hparams_search=lstm_optuna",
         "hydra.sweeper.n_trials=2",
         f"hydra.sweeper.storage={storage}",
@@ -111,6 +116,7 @@ def test_optuna_study_in_sqlite_resumes_where_it_stopped(tmp_path):
     second_rows = sweep_rows(
         tmp_path / "second",
         *TINY,
+        *FEW,
         "hparams_search=lstm_optuna",
         "hydra.sweeper.n_trials=4",
         f"hydra.sweeper.storage={storage}",
