@@ -1,6 +1,6 @@
 """`python -m src.run ...` in processes forked from one that has already imported torch, Hydra and seqlab.
 
-A fresh interpreter spends about 4 s of CPU importing torch (and torch._dynamo, which its optimizers import)
+A fresh interpreter spends 2 to 4 s of CPU importing torch (and torch._dynamo, which its optimizers import)
 before the first step; a forked one starts in milliseconds. The child then runs the module as `python -m`
 does (runpy, `__main__`, the same argv), with its own working directory, environment, stdout and stderr, and
 ends as an interpreter does: it waits for its threads, runs its atexit handlers, and exits with the code the
@@ -36,8 +36,8 @@ def _exec_module(module: str, argv: list[str], cwd: str, env: dict, out: str, er
         opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(opened, fd)
         os.close(opened)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (the process's own streams)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
     sys.argv = [module, *argv]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
