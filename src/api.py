@@ -1,8 +1,10 @@
-"""`from src.api import train, load_run`: train from Python (a notebook) with the configs, validation and
-job code of `python -m src.run`, and get back a `Run` that shows its pictures inline in Jupyter.
+"""`from src.api import train, load_run, tune`: train from Python (a notebook) with the configs, validation and
+job code of `python -m src.run`, and get back a `Run` that shows its pictures inline in Jupyter; or tune a
+problem with a study and report its pick over seeds, as `python -m src.tune` does.
 
     run = train("data=synthetic", "trainer.epochs=1")
     run.metrics["test_acc"], run.history[-1], run.predict(run.data.test_x[:8])
+    report = tune("data.name=GunPoint", seeds=5)  # report["test_acc_mean"], report["test_acc_std"]
 """
 
 import base64
@@ -24,6 +26,8 @@ from src.data.series import SeriesData
 from src.runs import pictures
 from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
+from src.sweeps.tuning import TuneSettings
+from src.sweeps.tuning import tune as tune_and_report
 from src.training.building import rebuild
 from src.training.checkpoint_reader import read_checkpoint
 from src.training.devices import pick_device
@@ -131,3 +135,12 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
         model=model,
         data=data,
     )
+
+
+def tune(*overrides: str, seeds: int = 5, out: str | Path | None = None, study: str = "series") -> dict:
+    """Tune with the study `hparams_search=<study>` on validation, then train its pick over `seeds` seeds on the
+    whole training split, each scoring the test set once; the report (also `<out>/report.json`)."""
+    if seeds < 1:
+        raise ConfigError("seeds", seeds, "an integer >= 1")
+    out = Path(out) if out is not None else ROOT / "outputs" / "tune" / time.strftime("%Y-%m-%d/%H-%M-%S")
+    return tune_and_report(TuneSettings(tuple(overrides), out, seeds, study))

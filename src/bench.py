@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.config.errors import ConfigError, cli, stop
-from src.config.schema import register_schemas, validate
+from src.config.schema import model_summary, register_schemas, validate
 from src.runs.atomic import write_bytes_atomically
 from src.training.building import build_data, fresh_step
 from src.training.devices import pick_device
@@ -69,8 +69,8 @@ def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
         "device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
-        "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size} head={cfg.model.head}",
-        "data": f"{cfg.data.get('dataset', 'synthetic')} {cfg.data.view} batch {cfg.data.batch_size}",
+        "model": model_summary(cfg.model),
+        "data": f"{data_summary(cfg.data)} batch {cfg.data.batch_size}",
         "steps": cfg.bench.steps,
         "epochs": cfg.bench.epochs,
         "precision": str(cfg.trainer.precision),
@@ -83,6 +83,13 @@ def run_bench(cfg: DictConfig, out_dir: Path) -> dict:
         report["step_check"] = check
     write_bytes_atomically(out_dir / "bench.json", (json.dumps(report, indent=2) + "\n").encode())
     return report
+
+
+def data_summary(data: DictConfig) -> str:
+    """The data in a few words: the image set and its view, or the series' problem or file."""
+    if "view" in data:
+        return f"{data.get('dataset', 'synthetic')} {data.view}"
+    return f"{data.get('name') or data.get('path')} series" + (f" in patches of {data.patch}" if data.patch > 1 else "")
 
 
 def summary_lines(report: dict) -> list[str]:

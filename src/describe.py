@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from src.config.errors import one_line
-from src.config.schema import register_schemas, validate
+from src.config.schema import model_summary, register_schemas, validate
 from src.data.images import IMAGE_SHAPE, sequence_shape
+from src.models.parameters import format_parameters
 from src.training.building import build_data, build_model
-from src.training.models import format_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -34,18 +34,19 @@ def describe(cfg: DictConfig) -> None:
         model_seq_len = seq_len
     model = build_model(cfg.model, input_size, num_classes, model_seq_len)
     table, total = format_parameters(model)
-    print(
-        f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}, head {cfg.model.head}, "
-        f"on {view}: {seq_len} steps of {input_size} features, {num_classes} classes\n"
-    )
+    print(f"{model_summary(cfg.model)}, on {view}: {seq_len} steps of {input_size} features, {num_classes} classes\n")
     print(table)
     print(f"\ntotal parameters: {total:,}\n")
     batch = 2
+    seen = {}  # what the recurrent stack reads and returns, however the model feeds it (shuffled or not)
+    model.rnn.register_forward_hook(lambda _, inputs, output: seen.update(x=inputs[0], output=output))
     with torch.inference_mode():
-        out, state = model.rnn(torch.rand(batch, seq_len, input_size))  # (N, L, Q) in
-        logits = model(torch.rand(batch, seq_len, input_size))
+        logits = model(torch.rand(batch, seq_len, input_size))  # (N, L, Q) in
+    out, state = seen["output"]
     states = dict(zip(("h_n", "c_n"), state, strict=True)) if cfg.model.cell == "lstm" else {"h_n": state}
     print(f"x:      {(batch, seq_len, input_size)}  N x L x Q")
+    if tuple(seen["x"].shape) != (batch, seq_len, input_size):
+        print(f"rnn x:  {tuple(seen['x'].shape)}  N x Q x L (dimension shuffle: one step per feature)")
     print(f"out:    {tuple(out.shape)}  N x L x D (D = hidden_size x directions)")
     for name, tensor in states.items():
         print(f"{name}:    {tuple(tensor.shape)}  K x N x H (K = num_layers x directions)")

@@ -20,7 +20,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from src.config.errors import ConfigError, cli
-from src.config.schema import register_schemas, validate
+from src.config.schema import model_summary, register_schemas, validate
 from src.data.images import ImageData
 from src.runs.atomic import write_bytes_atomically
 from src.training.building import build_data, fresh_step
@@ -83,7 +83,7 @@ def main(cfg: DictConfig) -> None:
     report = {
         "device": torch.cuda.get_device_name(device),
         "torch_version": torch.__version__,
-        "model": f"{cfg.model.cell} {cfg.model.num_layers}x{cfg.model.hidden_size}",
+        "model": model_summary(cfg.model),
         "batch_size": cfg.data.batch_size,
         "precision": cfg.trainer.precision,
         **{

@@ -9,8 +9,8 @@ from conftest import compose_config
 from src.bench import run_bench, summary_lines
 from src.config.errors import ConfigError
 from src.data.images import make_synthetic
+from src.models.recurrent import RecurrentClassifier
 from src.training.loop_timing import ReferenceImages, epoch_batches
-from src.training.models import RecurrentClassifier
 from src.training.step_check import check_step
 from src.training.steps import make_step
 

@@ -18,8 +18,8 @@ from src.config.schema import validate
 from src.data.image_files import CACHE_NAME, DataError
 from src.data.images import ImageData
 from src.data.series import SeriesData
+from src.models.recurrent import RecurrentClassifier
 from src.training.job import train_job
-from src.training.models import RecurrentClassifier
 from src.training.schedules import Schedule, build_schedule
 
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from src.training.models import RecurrentClassifier, parameter_table
+from src.models.parameters import parameter_table
+from src.models.recurrent import RecurrentClassifier
 
 
 def test_default_lstm_on_rows_has_the_reference_parameter_count():

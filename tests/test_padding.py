@@ -5,7 +5,7 @@ import torch
 
 from src.config.errors import ConfigError, one_line
 from src.data.padded import Padded
-from src.training.models import RecurrentClassifier
+from src.models.recurrent import RecurrentClassifier
 from src.training.step_check import exact_kernels
 from src.training.steps import graph_blocker
 
@@ -25,7 +25,7 @@ def padded_batch(extra: int, seed: int = 0) -> Padded:
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("head", ["last", "mean", "max"])
+@pytest.mark.parametrize("head", ["last", "mean", "max", "attention"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_appending_padding_never_changes_the_logits(cell, head, bidirectional):
     torch.manual_seed(0)

@@ -15,12 +15,12 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPl
 
 from src.config.choices import Interval
 from src.config.errors import ConfigError
+from src.models.recurrent import RecurrentClassifier
 from src.runs.atomic import BackgroundWriter
 from src.training.building import INIT_LOCK
 from src.training.checkpoint_reader import read_checkpoint
 from src.training.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
 from src.training.devices import own_stream
-from src.training.models import RecurrentClassifier
 from src.training.schedules import Schedule
 from src.training.step_check import exact_kernels
 from src.training.steps import GraphedStep, make_capturable, make_step, train_step, use_cuda_graph

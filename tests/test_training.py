@@ -7,11 +7,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from conftest import TINY, train_in_process
 from src.data.images import load_images
+from src.models.recurrent import RecurrentClassifier
 from src.runs import tags
 from src.training.checkpoint_reader import read_checkpoint
 from src.training.checkpoints import TrainState
 from src.training.loop import LoopSettings, Training, fit
-from src.training.models import RecurrentClassifier
 from src.training.scoring import evaluate
 from src.training.steps import make_step, train_step
 

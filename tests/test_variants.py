@@ -11,11 +11,11 @@ from src.config.errors import ConfigError
 from src.data.images import make_synthetic
 from src.describe import describe
 from src.evaluate import evaluate_checkpoint
+from src.models.recurrent import RecurrentClassifier
 from src.runs import tags
 from src.training.checkpoint_reader import read_checkpoint
 from src.training.checkpoints import TrainState
 from src.training.loop import LoopSettings, Training, train_one_epoch
-from src.training.models import RecurrentClassifier
 from src.training.steps import make_step
 
 SMALL = (*TINY, "data.seq_len=6", "data.input_size=5")

@@ -25,6 +25,7 @@ class Head(Choice):
     flatten = "flatten"
     mean = "mean"
     max = "max"
+    attention = "attention"
 
 
 class Init(Choice):

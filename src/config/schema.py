@@ -31,7 +31,7 @@ DEVICE_WORDS = ("auto", "cpu", "cuda", "cuda:N")
 
 @dataclass
 class RecurrentSchema:
-    _target_: str = "src.training.models.RecurrentClassifier"
+    _target_: str = "src.models.recurrent.RecurrentClassifier"
     cell: Cell = Cell.lstm
     hidden_size: int = 256
     num_layers: int = 2
@@ -39,6 +39,25 @@ class RecurrentSchema:
     bidirectional: bool = False
     head: Head = Head.last
     init: Init = Init.orthogonal
+
+
+@dataclass
+class RecurrentFCNSchema(RecurrentSchema):
+    """The recurrent stack with a fully convolutional branch beside it (src/models/fcn.py), as published:
+    one layer of 8 cells, dropout 0.8 on its features, blocks of 128, 256, 128 filters of widths 8, 5, 3."""
+
+    _target_: str = "src.models.fcn.RecurrentFCN"
+    hidden_size: int = 8
+    num_layers: int = 1
+    filters: list[int] = field(default_factory=lambda: [128, 256, 128])
+    kernels: list[int] = field(default_factory=lambda: [8, 5, 3])
+    squeeze_excite: bool = False  # in the first two blocks (MLSTM-FCN, for multivariate series)
+    shuffle: bool = False  # the recurrent stack reads one step per channel (series of one length)
+    head_dropout: float = 0.8  # on the recurrent features, before the classifier
+
+
+# What a config may build, by group: the schemas' targets are also what a checkpoint may name.
+MODEL_SCHEMAS = {"model": RecurrentSchema, "fcn_model": RecurrentFCNSchema}
 
 
 @dataclass
@@ -92,6 +111,12 @@ class SeriesSchema:
     stride: int = 1  # keep every stride-th step (before patching)
     bucket: bool = True  # training batches of similar lengths (variable-length series only)
     split_seed: int = 0
+    # Which validation part: the training split falls into 1/val_size stratified parts, so that
+    # data.fold=0,1,2,3,4 is 5-fold cross-validation (the report averages the folds).
+    fold: int = 0
+    # Train on the whole training split, with no validation part: the last step of the protocol for small
+    # data (choose on validation or folds, then refit); the run then chooses nothing, its last epoch is its model.
+    refit: bool = False
 
 
 @dataclass
@@ -107,6 +132,19 @@ class UeaSchema(SeriesSchema):
     _target_: str = "src.data.uea.load_uea"
     name: str = "JapaneseVowels"
     root: str | None = None  # a folder of <name>/<name>_TRAIN.ts and _TEST.ts; null: aeon's shipped problems
+
+
+DATA_SCHEMAS = {
+    "image_data": ImageSchema,
+    "synthetic_data": SyntheticSchema,
+    "arrays_data": ArraysSchema,
+    "uea_data": UeaSchema,
+}
+
+
+def buildable_targets() -> set[str]:
+    """The classes and functions a seqlab config (and so a checkpoint) may name to build: the schemas' targets."""
+    return {schema._target_ for schema in (*MODEL_SCHEMAS.values(), *DATA_SCHEMAS.values())}
 
 
 @dataclass
@@ -159,11 +197,8 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     # Kept out of the model/data/trainer groups so they are not offered as options of those groups.
     store.store(group="schema", name="root", node=RootSchema)
-    store.store(group="schema", name="model", node=RecurrentSchema)
-    store.store(group="schema", name="image_data", node=ImageSchema)
-    store.store(group="schema", name="synthetic_data", node=SyntheticSchema)
-    store.store(group="schema", name="arrays_data", node=ArraysSchema)
-    store.store(group="schema", name="uea_data", node=UeaSchema)
+    for name, node in (MODEL_SCHEMAS | DATA_SCHEMAS).items():
+        store.store(group="schema", name=name, node=node)
     store.store(group="schema", name="trainer", node=TrainerSchema)
     store.store(group="schema", name="bench_root", node=BenchRootSchema)
 
@@ -192,11 +227,51 @@ def _check_synthetic(data: DictConfig) -> None:
     require(data.noise >= 0, "data.noise", data.noise, "a number >= 0 (the noise's standard deviation)")
 
 
+def _check_model(model: DictConfig) -> None:
+    _positive(model, "model", "hidden_size", "num_layers")
+    require(0 <= model.dropout < 1, "model.dropout", model.dropout, "a number in [0, 1)")
+    if "filters" not in model:
+        return
+    for key in ("filters", "kernels"):
+        values = list(model[key])
+        require(values and all(v > 0 for v in values), f"model.{key}", values, "a non-empty list of integers > 0")
+    require(
+        len(model.kernels) == len(model.filters),
+        "model.kernels",
+        list(model.kernels),
+        f"one kernel width per filter count ({len(model.filters)})",
+    )
+    require(0 <= model.head_dropout < 1, "model.head_dropout", model.head_dropout, "a number in [0, 1)")
+
+
+def model_summary(model: DictConfig) -> str:
+    """The model in a few words, for logs, describe and the bench: `lstm 1x8 head=last + fcn 128-256-128`."""
+    words = (
+        f"{model.cell} {model.num_layers}x{model.hidden_size}{' bi' if model.bidirectional else ''} head={model.head}"
+    )
+    if "filters" in model:
+        words += f" + fcn {'-'.join(map(str, model.filters))} (kernels {'-'.join(map(str, model.kernels))})"
+        words += " shuffled" * bool(model.shuffle) + " se" * bool(model.squeeze_excite)
+    return words
+
+
+def _check_refit(cfg: DictConfig) -> None:
+    """A refit has no validation part: nothing may be chosen or stepped by validation accuracy."""
+    patience = cfg.trainer.early_stopping_patience
+    require(patience is None, "trainer.early_stopping_patience", patience, "null with data.refit=true (no validation)")
+    target = (cfg.scheduler or {}).get("_target_", "")
+    require(
+        not str(target).endswith("ReduceLROnPlateau"),
+        "scheduler",
+        "plateau",
+        "a schedule that does not watch val/acc (none | cosine | step | onecycle) with data.refit=true",
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the ranges of a composed config; raise ConfigError on the first bad value."""
     model, data, trainer = cfg.model, cfg.data, cfg.trainer
-    _positive(model, "model", "hidden_size", "num_layers")
-    require(0 <= model.dropout < 1, "model.dropout", model.dropout, "a number in [0, 1)")
+    _check_model(model)
     _positive(data, "data", "batch_size", "eval_batch_size")
     if data.get("_target_") == SyntheticSchema._target_:
         _check_synthetic(data)
@@ -211,6 +286,9 @@ def validate(cfg: DictConfig) -> None:
     )
     if "patch" in data:
         _positive(data, "data", "patch", "stride")
+        require(data.fold >= 0, "data.fold", data.fold, "an integer >= 0 (which validation part)")
+    if data.get("refit"):
+        _check_refit(cfg)
     lr = cfg.optimizer.get("lr")
     require(isinstance(lr, (int, float)) and lr > 0, "optimizer.lr", lr, "a number > 0")
     if cfg.scheduler:

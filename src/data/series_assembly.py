@@ -59,9 +59,11 @@ def encode(labels: np.ndarray, class_names: tuple[str, ...], source: str) -> Ten
     return torch.tensor([index[t] for t in texts], dtype=torch.int64)
 
 
-def holdout(labels: np.ndarray, size: float, key: str, seed: int) -> tuple[Tensor, Tensor]:
+def holdout(labels: np.ndarray, size: float, key: str, seed: int, fold: int = 0) -> tuple[Tensor, Tensor]:
     """(kept, held out) indices: `size` series (a count, or a fraction when below 1) held out, stratified by
-    class so every class keeps its share; a fixed seed keeps the split the same across training seeds."""
+    class so every class keeps its share; a fixed seed keeps the split the same across training seeds.
+    `fold` picks which of the len // count disjoint parts is held out: together they are k-fold
+    cross-validation, each part stratified."""
     count = round(size * len(labels)) if size < 1 else int(size)
     if size >= 1 and size != int(size):
         raise ConfigError(key, size, "a count (a whole number) or a fraction below 1")
@@ -77,7 +79,13 @@ def holdout(labels: np.ndarray, size: float, key: str, seed: int) -> tuple[Tenso
         members = np.flatnonzero(codes == code)
         rank[members] = (np.arange(len(members)) + 0.5) / len(members)
     by_rank = order[torch.from_numpy(np.argsort(rank, kind="stable"))]
-    return by_rank[count:].sort().values, by_rank[:count].sort().values
+    folds = len(labels) // count
+    if not 0 <= fold < folds:
+        raise ConfigError("data.fold", fold, f"0 to {folds - 1}: {folds} validation parts of {count} series")
+    # Consecutive ranks interleave the classes in proportion: any run of `count` of them is stratified.
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    held[by_rank[fold * count : (fold + 1) * count]] = True
+    return held.logical_not().nonzero().squeeze(1), held.nonzero().squeeze(1)
 
 
 def normalize(splits: dict[str, Split], how: Normalization) -> dict[str, Split]:
@@ -122,7 +130,10 @@ def assemble(
         raise DataError(
             f"{source}: {len(class_names)} class ({', '.join(class_names)}): a classifier needs two or more"
         )
-    kept, held = holdout(train.labels, settings.val_size, "data.val_size", settings.split_seed)
+    if settings.refit:  # the whole training split, after the choices were made on validation parts
+        kept, held = torch.arange(len(train.labels)), torch.arange(0)
+    else:
+        kept, held = holdout(train.labels, settings.val_size, "data.val_size", settings.split_seed, settings.fold)
     splits = {"train": train.take(kept), "val": train.take(held), "test": test}
     splits = normalize(splits, Normalization(settings.normalize))
     splits = {name: reshape_steps(split, settings.patch, settings.stride) for name, split in splits.items()}

@@ -38,7 +38,8 @@ def final_metrics(
         "val_loss": last.get(tags.VAL_LOSS),
         "train_acc": last.get(tags.TRAIN_ACC),
         "train_loss": last.get(tags.TRAIN_LOSS),
-        "best_val_acc": max(state.best_val_acc, 0.0),
+        # null when there is no validation part (data.refit=true): nothing was ever best
+        "best_val_acc": max(state.best_val_acc, 0.0) if state.best_epoch else None,
         "epochs_completed": state.epoch,
         "num_params": num_params,
         "seconds": round(seconds, 3),

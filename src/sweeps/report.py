@@ -107,12 +107,13 @@ def outcomes(rows: list[dict[str, Any]], shared: set[str]) -> str:
 
 
 def over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Finished jobs grouped by their overrides without `seed`: count, mean and spread of the accuracies,
-    best mean val_acc first. Empty unless some configuration ran with more than one seed."""
+    """Finished jobs grouped by their overrides without `seed` and `data.fold`: count, mean and spread of the
+    accuracies, best mean val_acc first (a refit has none: null). Empty unless some configuration ran with
+    more than one seed or fold."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row["status"] == "ok":
-            key = " ".join(o for o in row["overrides"].split() if not o.startswith("seed="))
+            key = " ".join(o for o in row["overrides"].split() if not o.startswith(("seed=", "data.fold=")))
             groups.setdefault(key, []).append(row)
     if all(len(group) < 2 for group in groups.values()):
         return []
@@ -120,12 +121,17 @@ def over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, group in groups.items():
         entry = {"overrides": key, "seeds": len(group)}
         for metric in (SORT_KEY, "test_acc"):
-            values = [row[metric] for row in group]
+            values = [row[metric] for row in group if row[metric] is not None]
+            if not values:
+                entry[f"{metric}_mean"] = entry[f"{metric}_std"] = entry[f"{metric}_min"] = entry[f"{metric}_max"] = (
+                    None
+                )
+                continue
             entry[f"{metric}_mean"] = statistics.fmean(values)
             entry[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
             entry[f"{metric}_min"], entry[f"{metric}_max"] = min(values), max(values)
         summary.append(entry)
-    return sorted(summary, key=lambda entry: -entry[f"{SORT_KEY}_mean"])
+    return sorted(summary, key=lambda entry: -(entry[f"{SORT_KEY}_mean"] or 0.0))
 
 
 def seed_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -138,7 +144,7 @@ def seed_table(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "## Over seeds",
         "",
-        f"Mean ± standard deviation (min-max) over seeds, sorted by mean {SORT_KEY}.",
+        f"Mean ± standard deviation (min-max) over seeds and folds, sorted by mean {SORT_KEY}.",
         "",
         f"| overrides | seeds | {SORT_KEY} | test_acc |",
         "| --- | --- | --- | --- |",
@@ -146,6 +152,8 @@ def seed_table(rows: list[dict[str, Any]]) -> list[str]:
     for g in groups:
         cells = [
             f"{g[f'{m}_mean']:.4f} ± {g[f'{m}_std']:.4f} ({g[f'{m}_min']:.4f}-{g[f'{m}_max']:.4f})"
+            if g[f"{m}_mean"] is not None
+            else ""
             for m in (SORT_KEY, "test_acc")
         ]
         varying = " ".join(o for o in g["overrides"].split() if o not in shared)

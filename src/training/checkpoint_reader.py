@@ -7,13 +7,16 @@ from pathlib import Path
 
 import torch
 
+from src.config.schema import buildable_targets
+
 # What a checkpoint's layout is: 2 added the mid-epoch position; files without the key are format 1.
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
-# seqlab's own classes and functions as checkpoints written before src/ was grouped into packages name them
-# in their config, and where they live now.
+# seqlab's own classes and functions as older checkpoints name them in their config, and where they live
+# now. What a checkpoint may build is not this table but the schemas' targets (src/config/schema.py).
 MOVED_TARGETS = {
-    "src.models.RecurrentClassifier": "src.training.models.RecurrentClassifier",
+    "src.models.RecurrentClassifier": "src.models.recurrent.RecurrentClassifier",
+    "src.training.models.RecurrentClassifier": "src.models.recurrent.RecurrentClassifier",
     "src.data.load_images": "src.data.images.load_images",
     "src.data.make_synthetic": "src.data.images.make_synthetic",
     "src.array_files.load_arrays": "src.data.array_files.load_arrays",
@@ -90,7 +93,7 @@ def _targets(node: object) -> list[str]:
 
 def _buildable(target: str) -> bool:
     """seqlab's models and data sets, and torch's optimizer and scheduler classes: what a config builds."""
-    if target in MOVED_TARGETS.values():
+    if target in buildable_targets():
         return True
     module, _, name = target.rpartition(".")
     if module not in ("torch.optim", "torch.optim.lr_scheduler"):

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from src.config.schema import validate
+from src.models.parameters import format_parameters
 from src.runs import tags
 from src.runs.atomic import BackgroundWriter
 from src.runs.hparams import write_hparams
@@ -32,7 +33,6 @@ from src.training.building import build_data, build_step, build_training
 from src.training.checkpoints import TrainState, checkpoint_bytes, load_latest, restore, save_checkpoint
 from src.training.devices import own_stream, pick_device, threads_per_job
 from src.training.loop import Diverged, LoopSettings, Stopped, Training, fit
-from src.training.models import format_parameters
 from src.training.precision import make_scaler
 from src.training.randomness import OwnRandomness, draws_at_random
 from src.training.scoring import draw_confusion, draw_predictions

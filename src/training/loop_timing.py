@@ -11,7 +11,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from src.data.images import ImageData
+from src.data.batched import BatchedData
+from src.data.padded import Padded
+from src.data.series import SeriesData
 from src.training.scoring import evaluate
 from src.training.step_check import FreshStep
 
@@ -33,10 +35,44 @@ class ReferenceImages(Dataset):
         return self.transform(image), int(self.labels[index])
 
 
-def epoch_batches(loop: str, data: ImageData, generator: torch.Generator, num_workers: int) -> Iterator:
+class ReferenceSeries(Dataset):
+    """Per sample what a plain series Dataset does: one series (T_i, F) cut to its length, and its label."""
+
+    def __init__(self, data: SeriesData) -> None:
+        self.values, self.lengths, self.labels = data.train_x.cpu(), data.train_lengths.cpu(), data.train_y.cpu()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.values[index, : int(self.lengths[index])], int(self.labels[index])
+
+
+def collate_series(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor | Padded, torch.Tensor]:
+    """A batch of series as a plain loop pads it: stacked when of one length, else zero-padded with lengths."""
+    series, labels = zip(*samples, strict=True)
+    lengths = torch.tensor([len(s) for s in series])
+    values = torch.nn.utils.rnn.pad_sequence(list(series), batch_first=True)  # (B, T_b, F)
+    batch = values if bool((lengths == lengths[0]).all()) else Padded(values, lengths)
+    return batch, torch.tensor(labels)
+
+
+def epoch_batches(loop: str, data: BatchedData, generator: torch.Generator, num_workers: int) -> Iterator:
     """One shuffled pass over the training split as (sequences (B, T, F), labels) on the data's device."""
     if loop == "framework":
         yield from data.batches("train", shuffle=True, generator=generator)
+        return
+    if isinstance(data, SeriesData):
+        loader = DataLoader(
+            ReferenceSeries(data),
+            batch_size=data.batch_size,
+            shuffle=True,
+            num_workers=num_workers,
+            generator=generator,
+            collate_fn=collate_series,
+        )
+        for x, y in loader:
+            yield x.to(data.device), y.to(data.device)
         return
     dataset = ReferenceImages(data.train_x, data.train_y, data.mean, data.std)
     loader = DataLoader(dataset, batch_size=data.batch_size, shuffle=True, num_workers=num_workers, generator=generator)
@@ -62,7 +98,7 @@ class Timing:
     precision: str
 
 
-def measure(loop: str, fresh: FreshStep, data: ImageData, timing: Timing) -> dict:
+def measure(loop: str, fresh: FreshStep, data: BatchedData, timing: Timing) -> dict:
     """Seconds per step over `steps` steps (after `warmup`), then s/epoch over `epochs` epochs and test accuracy."""
     steps, warmup, epochs, num_workers, seed = (
         timing.steps,

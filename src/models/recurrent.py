@@ -1,4 +1,4 @@
-"""A recurrent classifier: torch's RNN/GRU/LSTM (cuDNN on GPU) under a linear head."""
+"""The recurrent family: torch's RNN/GRU/LSTM (cuDNN on GPU) under a pooling head and a linear classifier."""
 
 import torch
 from torch import Tensor, nn
@@ -6,6 +6,7 @@ from torch import Tensor, nn
 from src.config.choices import Cell, Head, Init
 from src.config.errors import ConfigError
 from src.data.padded import Padded, valid_steps
+from src.models.pooling import AttentionPooling, masked_mean
 
 RECURRENT_LAYERS: dict[Cell, type[nn.RNNBase]] = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 
@@ -15,7 +16,8 @@ class RecurrentClassifier(nn.Module):
 
     Heads: `last` uses the final step (for a bidirectional stack: the forward direction's last step and
     the backward direction's first, the two ends that have seen the whole sequence); `flatten` feeds
-    every step's output to one linear layer (hidden*seq_len inputs); `mean` and `max` pool over steps.
+    every step's output to one linear layer (hidden*seq_len inputs); `mean` and `max` pool over steps;
+    `attention` is a learned weighted mean over steps (ALSTM-FCN's head).
     `seq_len=None` says the sequences differ in length: they arrive as `Padded` batches, are packed so
     that neither direction reads padding, and every head but `flatten` looks at valid steps only.
     `init`: `orthogonal` (Keras's recurrent init, our default) or `torch` (torch's own uniform init).
@@ -41,7 +43,7 @@ class RecurrentClassifier(nn.Module):
             raise ConfigError(
                 "model.head",
                 "flatten",
-                "last | mean | max: these sequences differ in length, so no fixed steps to flatten",
+                "last | mean | max | attention: these sequences differ in length, so no fixed steps to flatten",
             )
         self.head = head
         self.seq_len = seq_len
@@ -56,7 +58,9 @@ class RecurrentClassifier(nn.Module):
         if init == Init.orthogonal:
             self._init_orthogonal()
         features = hidden_size * (2 if bidirectional else 1)
-        self.fc = nn.Linear(features * seq_len if head == Head.flatten else features, num_classes)
+        self.attention = AttentionPooling(features) if head == Head.attention else None
+        self.features = features * seq_len if head == Head.flatten else features  # what pool() gives per sequence
+        self.fc = nn.Linear(self.features, num_classes)
 
     def _init_orthogonal(self) -> None:
         """Orthogonal recurrent weights, Xavier input weights, zero biases (LSTM forget gate 1), per gate.
@@ -79,10 +83,14 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, x: Tensor | Padded) -> Tensor:
         """Class logits (B, classes) for sequences x (B, T, F), or for padded ones with their lengths."""
+        return self.fc(self.read(x))
+
+    def read(self, x: Tensor | Padded) -> Tensor:
+        """The pooled recurrent features (B, self.features) of sequences x, padded ones read up to their lengths."""
         if isinstance(x, Padded):
-            return self.fc(self.pool(self._read_packed(x), x.lengths))
+            return self.pool(self._read_packed(x), x.lengths)
         out, _ = self.rnn(x)  # (B, T, D) with D = hidden_size * directions
-        return self.fc(self.pool(out))
+        return self.pool(out)
 
     def _read_packed(self, x: Padded) -> Tensor:
         """Per-step outputs (B, T, D), zero past each length: packing hands the layers each sequence's
@@ -97,10 +105,12 @@ class RecurrentClassifier(nn.Module):
         (B,) valid steps when given."""
         if self.head == Head.flatten:
             return out.reshape(len(out), -1)  # (B, T*D)
+        if self.attention is not None:
+            return self.attention(out, lengths)  # (B, D)
         if lengths is None:
             return self._pool_fixed(out)
-        if self.head == Head.mean:  # padded steps are zeros: the sum is over valid steps
-            return out.sum(dim=1) / lengths.to(out.device, out.dtype).unsqueeze(1)  # (B, D)
+        if self.head == Head.mean:
+            return masked_mean(out, lengths)  # (B, D)
         if self.head == Head.max:
             valid = valid_steps(lengths, out.shape[1], out.device).unsqueeze(-1)  # (B, T, 1)
             return out.masked_fill(~valid, float("-inf")).amax(dim=1)  # (B, D)
@@ -120,18 +130,3 @@ class RecurrentClassifier(nn.Module):
             hidden = self.rnn.hidden_size
             return torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=1)  # (B, 2H)
         return out[:, -1]  # (B, D)
-
-
-def parameter_table(model: nn.Module) -> tuple[list[tuple[str, tuple[int, ...], int]], int]:
-    """Rows of (name, shape, count) for every trainable parameter, and their total."""
-    rows = [(name, tuple(p.shape), p.numel()) for name, p in model.named_parameters() if p.requires_grad]
-    return rows, sum(count for _, _, count in rows)
-
-
-def format_parameters(model: nn.Module) -> tuple[str, int]:
-    """The parameter table as Markdown (name, shape, count; total), and the total."""
-    rows, total = parameter_table(model)
-    lines = ["| name | shape | count |", "| --- | --- | ---: |"]
-    lines += [f"| {name} | {shape} | {count:,} |" for name, shape, count in rows]
-    lines.append(f"| **total** | | **{total:,}** |")
-    return "\n".join(lines), total
