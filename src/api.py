@@ -126,7 +126,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
     saved = read_checkpoint(path)  # one line for a damaged, foreign or crafted file
     config = OmegaConf.create(saved["config"])
     placed_on = pick_device(device, key="device") if device else pick_device(config.trainer.device)
-    model, data = rebuild(config, saved["model"], placed_on)
+    model, data = rebuild(config, saved["model"], placed_on, path)
     return Run(
         run_dir=run_dir,
         config=config,

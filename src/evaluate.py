@@ -45,9 +45,10 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
     config = OmegaConf.create(checkpoint["config"])
     if data_root:
         if "root" not in config.data:
-            raise ConfigError("data_root", data_root, "null: this checkpoint's data is generated, it has no files")
+            no_root = "null: this checkpoint's data has no root folder (it is generated, or read from data.path)"
+            raise ConfigError("data_root", data_root, no_root)
         config.data.root = data_root
-    model, data = rebuild(config, checkpoint["model"], device)
+    model, data = rebuild(config, checkpoint["model"], device, path)
     test_loss, test_acc, predicted = score(model, data, "test")  # one pass: the figures and both pictures
     counts = pictures.confusion_matrix(predicted, data.test_y, data.num_classes)
     per_class = (counts.diag() / counts.sum(dim=1).clamp(min=1)).tolist()

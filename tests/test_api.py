@@ -52,7 +52,7 @@ def test_load_run_gives_the_same_run_from_disk(api_run):
     ("override", "key", "fragment"),
     [
         ("model.hiden_size=3", "model.hiden_size", "not in 'RecurrentSchema'"),
-        ("model=grux", "model", "gru lstm rnn"),
+        ("model=grux", "model", "gru gru_fcn lstm lstm_fcn rnn"),
         ("seed=abc", "seed", "Integer"),
         ("model.hidden_size=0", "model.hidden_size", "an integer > 0"),
         ("optimizer.betas=[2.0,0.9]", "optimizer.betas", "Invalid beta parameter"),

@@ -18,6 +18,7 @@ from src.config.schema import validate
 from src.data.image_files import CACHE_NAME, DataError
 from src.data.images import ImageData
 from src.data.series import SeriesData
+from src.models.fcn import RecurrentFCN
 from src.models.recurrent import RecurrentClassifier
 from src.training.job import train_job
 from src.training.schedules import Schedule, build_schedule
@@ -28,13 +29,13 @@ def options(group: str) -> list[str]:
 
 
 def test_groups_have_the_promised_options():
-    assert options("model") == ["gru", "lstm", "rnn"]
+    assert options("model") == ["gru", "gru_fcn", "lstm", "lstm_fcn", "rnn"]
     assert options("data") == ["arrays", "fashion_mnist", "kmnist", "mnist", "synthetic", "uea"]
     assert options("optimizer") == ["adam", "adamw", "rmsprop", "sgd"]
     assert options("trainer") == ["default"]
     assert options("scheduler") == ["cosine", "none", "onecycle", "plateau", "step"]
-    assert options("hparams_search") == ["lstm_optuna", "pruned"]
-    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last", "timeseries"]
+    assert options("hparams_search") == ["lstm_optuna", "pruned", "series"]
+    assert options("experiment") == ["lstm_rows_flatten", "lstm_rows_last", "series", "timeseries"]
 
 
 @pytest.mark.parametrize("option", options("scheduler"))
@@ -110,9 +111,11 @@ def test_optuna_study_and_slurm_launcher_compose():
 def test_every_model_composes_and_instantiates(option):
     cfg = compose_config(f"model={option}")
     validate(cfg)
-    assert cfg.model.cell == Cell[option] and isinstance(cfg.model.cell, Cell)
+    cell = option.removesuffix("_fcn")
+    assert cfg.model.cell == Cell[cell] and isinstance(cfg.model.cell, Cell)
     model = instantiate(cfg.model, input_size=28, num_classes=10, seq_len=28)
-    assert isinstance(model, RecurrentClassifier) and model.rnn.mode.startswith(option.upper())
+    assert isinstance(model, RecurrentClassifier) and model.rnn.mode.startswith(cell.upper())
+    assert isinstance(model, RecurrentFCN) == option.endswith("_fcn")
     assert model(torch.rand(3, 28, 28)).shape == (3, 10)
 
 
@@ -216,7 +219,7 @@ MISSING, COMPOSE = MissingConfigException, ConfigCompositionException
 IDX = ("data=mnist", "data.root={root}", "data.download=false", "data.val_size=100")
 BAD_INPUTS = [
     # (overrides, how to spoil the IDX files or None, the exception that refuses them, what its one line must contain)
-    (("model=grux",), None, MISSING, ["model/grux", "gru lstm rnn"]),
+    (("model=grux",), None, MISSING, ["model/grux", "gru gru_fcn lstm lstm_fcn rnn"]),
     (("optimizer=adamx",), None, MISSING, ["optimizer/adamx", "adam adamw rmsprop sgd"]),
     (("data=imagenet",), None, MISSING, ["data/imagenet", "arrays fashion_mnist kmnist mnist synthetic uea"]),
     (("experiment=nope",), None, MISSING, ["experiment/nope", "lstm_rows_last"]),
@@ -232,7 +235,7 @@ BAD_INPUTS = [
     (("model.num_layers=-1",), None, ConfigError, ["model.num_layers=-1", "an integer > 0"]),
     (("model.dropout=1.0",), None, ConfigError, ["model.dropout=1.0", "[0, 1)"]),
     (("model.dropout=-0.1",), None, ConfigError, ["model.dropout=-0.1", "[0, 1)"]),
-    (("model.head=first",), None, COMPOSE, ["model.head=first", "expected one of [last, flatten, mean, max]"]),
+    (("model.head=first",), None, COMPOSE, ["model.head=first", "one of [last, flatten, mean, max, attention]"]),
     (("model.cell=transformer",), None, COMPOSE, ["model.cell=transformer", "expected one of [rnn, gru, lstm]"]),
     (("model.init=zeros",), None, COMPOSE, ["model.init=zeros", "expected one of [orthogonal, torch]"]),
     (

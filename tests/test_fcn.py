@@ -1,6 +1,9 @@
 """The recurrent-FCN family and the attention head: padding never matters, the branch learns what a plain
 recurrent stack cannot in a few epochs, and every option is a key with a one-line error."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from test_padding import LENGTHS, padded_batch
@@ -135,3 +138,72 @@ def test_the_family_configs_build_the_published_model():
         assert [block.conv.out_channels for block in model.blocks] == [128, 256, 128]
         assert [block.conv.kernel_size[0] for block in model.blocks] == [8, 5, 3]
         assert model(Padded(torch.rand(2, 150, 1), torch.tensor([150, 90]))).shape == (2, 2)
+
+
+FCN_RUN = ("model=lstm_fcn", "data=uea", "data.name=ItalyPowerDemand", "model.filters=[8,16,8]", "trainer.device=cpu")
+
+
+@pytest.fixture(scope="module")
+def fcn_run(tmp_path_factory) -> Path:
+    """An LSTM-FCN (shuffled, squeeze-and-excite, attention) trained 2 epochs on an archive problem."""
+    from conftest import train_in_process
+
+    run_dir = tmp_path_factory.mktemp("fcn_run")
+    options = ("model.shuffle=true", "model.squeeze_excite=true", "model.head=attention", "trainer.epochs=2")
+    train_in_process(run_dir, *FCN_RUN, *options)
+    return run_dir
+
+
+def test_a_family_run_evaluates_loads_and_resumes_from_its_checkpoint(fcn_run, tmp_path):
+    from conftest import metrics_of, train_in_process
+    from src.api import load_run
+    from src.evaluate import evaluate_checkpoint
+
+    metrics = metrics_of(fcn_run)
+    report = evaluate_checkpoint(fcn_run / "checkpoints" / "last.pt", "cpu", None, tmp_path / "evaluated")
+    assert report["test_acc"] == pytest.approx(metrics["test_acc"])  # the same model, rebuilt from the file
+    run = load_run(fcn_run)
+    assert isinstance(run.model, RecurrentFCN) and run.model.shuffle and run.model.blocks[0].excite is not None
+    assert run.predict(run.data.test_x[:5]).shape == (5,)
+    shutil.copytree(fcn_run, tmp_path / "resumed")
+    options = ("model.shuffle=true", "model.squeeze_excite=true", "model.head=attention", "trainer.epochs=3")
+    resumed = train_in_process(tmp_path / "resumed", *FCN_RUN, *options, "trainer.resume=true")
+    assert resumed["status"] == "ok" and resumed["epochs_completed"] == 3
+
+
+def test_describe_and_bench_take_the_family(tmp_path, capsys):
+    from src.bench import run_bench
+    from src.describe import describe
+
+    describe(compose_config(*FCN_RUN, "model.shuffle=true"))
+    printed = capsys.readouterr().out
+    assert printed.startswith("lstm 1x8 head=last + fcn 8-16-8 (kernels 8-5-3) shuffled, on series: 24 steps")
+    assert "rnn x:  (2, 1, 24)" in printed and "logits: (2, 2)" in printed
+    bench = ("bench.steps=3", "bench.warmup=1", "bench.epochs=0", "bench.num_workers=0")
+    report = run_bench(compose_config(*FCN_RUN, *bench, config_name="bench"), tmp_path)
+    assert report["model"].startswith("lstm 1x8 head=last + fcn 8-16-8") and report["speedup"] > 0
+    assert report["data"] == "ItalyPowerDemand series batch 32"
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("src.models.fcn.RecurrentFCN", True),
+        ("src.models.recurrent.RecurrentClassifier", True),
+        ("src.models.fcn.MaskedBatchNorm", False),  # ours, but not a model a config builds
+        ("src.models.fcn.torch.load", False),
+        ("src.models.fcn.RecurrentFCN.__init__", False),
+    ],
+)
+def test_a_checkpoint_naming_the_family_is_read_only_when_it_names_a_model_we_build(fcn_run, tmp_path, target, safe):
+    from src.training.checkpoint_reader import UnsafeCheckpoint, read_checkpoint
+
+    checkpoint = torch.load(fcn_run / "checkpoints" / "last.pt", weights_only=True)
+    checkpoint["config"]["model"]["_target_"] = target
+    torch.save(checkpoint, tmp_path / "crafted.pt")
+    if safe:
+        assert read_checkpoint(tmp_path / "crafted.pt")["config"]["model"]["_target_"] == target
+        return
+    with pytest.raises(UnsafeCheckpoint) as raised:
+        read_checkpoint(tmp_path / "crafted.pt")
+    assert f"names {target} to build, which is not a seqlab model or data set" in one_line(raised.value)

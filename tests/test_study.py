@@ -25,6 +25,7 @@ from src.config.errors import ConfigError
 from src.runs import tags
 from src.sweeps.search_space import search_space
 from src.sweeps.study import report_missed, study_settings
+from src.sweeps.study_sweeper import NoTrialCompleted
 
 STUDY = ("hparams_search=pruned", *TINY, "trainer.epochs=3", "hydra.sweeper.n_trials=4")
 # Optuna's ThresholdPruner with a floor no accuracy reaches: every trial is pruned at its first report.
@@ -109,7 +110,8 @@ def test_a_hyperband_study_under_packed_prunes_and_reports_every_state(tmp_path)
 
 def test_a_pruner_that_always_prunes_stops_every_trial_at_its_first_report_and_keeps_its_checkpoint(tmp_path):
     sweep = tmp_path / "study"
-    sweep_in_process(sweep, *STUDY, *ALWAYS_PRUNE, "hydra/launcher=packed")
+    with pytest.raises(NoTrialCompleted):  # every trial pruned: no best, said in one line
+        sweep_in_process(sweep, *STUDY, *ALWAYS_PRUNE, "hydra/launcher=packed")
     trials = stored_trials(sweep)
     assert [t.state for t in trials] == [TrialState.PRUNED] * 4
     assert all(list(t.intermediate_values) == [1] for t in trials)
@@ -223,7 +225,8 @@ def test_pruning_is_decided_inside_trials_in_other_processes(tmp_path, launcher)
     # Two trials, both in flight: each one a process of its own under submitit.
     overrides = (*STUDY, *ALWAYS_PRUNE, "hydra.sweeper.n_trials=2", f"hydra/launcher={launcher}", *extra)
     result = run_cli("-m", *overrides, f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 0, result.stderr[-2000:]
+    # Every trial pruned: no trial completed, which the study says in one line and a non-zero exit.
+    assert result.returncode == 1 and "error: no trial of study pruned completed (2 pruned)" in result.stderr
     trials = stored_trials(sweep)
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     statuses = {metrics_of(job_dir(sweep, t.number))["status"] for t in trials}
@@ -325,7 +328,8 @@ def test_a_bad_study_setting_is_one_line_naming_its_key(tmp_path, override, key)
 
 def test_the_dashboard_serves_the_study_from_its_journal(tmp_path):
     sweep = tmp_path / "study"
-    sweep_in_process(sweep, *STUDY, *ALWAYS_PRUNE, "hydra.sweeper.n_trials=2")
+    with pytest.raises(NoTrialCompleted):
+        sweep_in_process(sweep, *STUDY, *ALWAYS_PRUNE, "hydra.sweeper.n_trials=2")
     port = free_port()
     server = subprocess.Popen(
         [

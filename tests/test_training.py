@@ -39,7 +39,7 @@ def train_on(idx_root, tmp_path, seed: int = 0, epochs: int = 6) -> tuple[TrainS
             Training(model, data, optimizer, step, state, torch.Generator().manual_seed(seed)),
             LoopSettings(epochs=epochs, log_every_n_steps=5),
             writer=writer,
-            on_epoch_end=lambda state, is_best: ends.append((state.epoch, is_best)),
+            on_epoch_end=lambda state, is_best, is_last: ends.append((state.epoch, is_best, is_last)),
         )
     return state, ends
 
@@ -51,7 +51,8 @@ def test_learns_an_easy_task_from_idx_files(idx_root, tmp_path):
     assert after[tags.TEST_ACC] >= 0.95 and after[tags.VAL_ACC] >= 0.95
     assert after[tags.TRAIN_LOSS] < state.history[1][tags.TRAIN_LOSS]
     assert state.epoch == 6 and state.step == 6 * -(-500 // 16)
-    assert [epoch for epoch, _ in ends] == [1, 2, 3, 4, 5, 6] and ends[0][1]  # the hook after every epoch
+    assert [epoch for epoch, _, _ in ends] == [1, 2, 3, 4, 5, 6] and ends[0][1]  # the hook after every epoch
+    assert [is_last for _, _, is_last in ends] == [False] * 5 + [True]
     assert 0 < state.train_seconds <= sum(h[tags.EPOCH_SECONDS] for h in state.history[1:]) + 1e-9
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "checkpoints").exists()  # fit writes no files
 

@@ -139,6 +139,30 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path
     assert metrics["stopped_early"] is True and metrics["epochs_completed"] == 2
 
 
+class RecordingTrial:
+    """A study's trial as the job sees it: told each epoch, and whether the epoch is the run's last."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[int, bool]] = []
+
+    def resumed(self, history: list) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, metrics: dict, last: bool) -> None:
+        self.told.append((epoch, last))
+
+
+def test_a_trial_is_told_its_early_stopped_epoch_is_the_last_so_that_it_is_never_pruned(tmp_path):
+    import time
+
+    from src.training.job import train_job
+
+    trial = RecordingTrial()
+    overrides = (*SMALL, "trainer.epochs=6", "trainer.early_stopping_patience=1", "optimizer.lr=1e-9")
+    train_job(compose_config(*overrides), tmp_path, None, None, time.perf_counter(), trial=trial)
+    assert trial.told == [(1, False), (2, True)]  # the run ends at epoch 2 of 6: nothing after it to save
+
+
 def test_gradient_clipping_bounds_the_update():
     data = make_synthetic(
         200,

@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from src.config.errors import ConfigError
+from src.config.errors import ConfigError, one_line
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,18 @@ def search_space(params: dict[str, str] | None, arguments: list[str]) -> SearchS
 
 
 def distribution(override: Override) -> BaseDistribution:
-    """The Optuna distribution of one sweep override."""
+    """The Optuna distribution of one sweep override; one that Optuna refuses (low above high, a log scale
+    from 0) is a ConfigError naming the swept key."""
+    try:
+        return _distribution(override)
+    except ValueError as error:
+        if isinstance(error, ConfigError):
+            raise
+        key, text = override.get_key_element(), override.input_line.split("=", 1)[1]
+        raise ConfigError(key, text, f"a range Optuna accepts ({one_line(error)})") from None
+
+
+def _distribution(override: Override) -> BaseDistribution:
     value = override.value()
     if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
         return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))

@@ -7,6 +7,7 @@ Both ends resolve the settings with the same function from the same `hydra.sweep
 cannot disagree on the storage, the name or the pruner.
 """
 
+import json
 import logging
 import math
 import threading
@@ -116,9 +117,55 @@ def storage_of(settings: StudySettings) -> optuna.storages.BaseStorage | str | N
     return optuna.storages.JournalStorage(JournalFileBackend(settings.storage))
 
 
+class JournalDamaged(RuntimeError):
+    """A journal file with a record that cannot be read before its end: one line naming the file and line."""
+
+
+def repair_journal(path: Path) -> None:
+    """Cut a torn last record (a process that died mid-write), saying so; refuse a damaged record before the
+    end in one line. Optuna skips a torn last line as it reads, but the next record appended after it would
+    turn it into damage mid-file: it is cut under the journal's own lock, before anything is appended."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file():
+        return
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with path.open("rb") as handle:
+            lines = handle.readlines()
+        for number, line in enumerate(lines, start=1):
+            try:
+                json.loads(line)
+                if line.endswith(b"\n"):
+                    continue
+            except ValueError:  # JSON and UTF-8 decoding errors alike
+                pass
+            if number < len(lines):
+                raise JournalDamaged(
+                    f"{path}: line {number} of {len(lines)} is not a journal record; remove or repair that line "
+                    f"(the {len(lines) - number} after it are later records of the study), or start a new study "
+                    "with another hydra.sweep.dir or hydra.sweeper.storage"
+                )
+            with path.open("r+b") as handle:
+                handle.truncate(sum(map(len, lines[:-1])))
+            log.warning(
+                "%s: cut its torn last line (line %d, %d bytes), left by a process that stopped mid-write; the "
+                "study goes on from the %d records before it",
+                path,
+                number,
+                len(line),
+                number - 1,
+            )
+    finally:
+        lock.release()
+
+
 def create_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
     """Create the study, or load the stored one of that name (a rerun continues it); this process's trials
-    reach it through `trial_of`."""
+    reach it through `trial_of`. A journal file is checked first (repair_journal)."""
+    if settings.storage != IN_MEMORY and "://" not in settings.storage:
+        repair_journal(Path(settings.storage))
     study = optuna.create_study(
         study_name=settings.name,
         storage=storage_of(settings),

@@ -98,9 +98,9 @@ class StudySweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         settings = study_settings(self.config.hydra.sweeper, sweep_dir, Path.cwd())
         space = search_space(self.params, arguments)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what Hydra's sweepers record (src.run reads it)
+        # The lock first: a second launch on a running sweep's directory is refused before it writes anything.
         with hold_run_dir(sweep_dir):
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what Hydra's sweepers record (src.run reads it)
             study = create_study(settings, self.sampler)
             log.info(
                 "study %s in %s: %s, sampler %s, pruner %s, %d trials, %d at a time",
@@ -209,7 +209,10 @@ class StudyRun:
         except Exception as error:  # the launch itself failed (composition, a job its scheduler cancelled)
             outcome = Outcome(TrialState.FAIL, None, one_line(error))
         else:
-            outcome = outcome_of(returned, self.settings)
+            try:
+                outcome = outcome_of(returned, self.settings)
+            except Exception as error:  # a damaged metrics.json, say: this trial fails, the study goes on
+                outcome = Outcome(TrialState.FAIL, None, f"its outcome could not be read: {one_line(error)}")
         self.study.tell(trial.number, outcome.value, state=outcome.state, skip_if_finished=True)
         log.info("trial %d %s%s", trial.number, outcome.state.name.lower(), f": {outcome.note}" if outcome.note else "")
 
@@ -232,12 +235,21 @@ def outcome_of(returned: JobReturn, settings: StudySettings) -> Outcome:
     return Outcome(TrialState.COMPLETE, float(value), f"{settings.value_key} {value:.4f}")
 
 
+class NoTrialCompleted(RuntimeError):
+    """A study that ended with no finished trial: nothing to choose from (one line, with how they ended)."""
+
+
 def write_results(study: optuna.Study, sweep_dir: Path) -> None:
-    """optimization_results.yaml: the best trial's parameters and value, as Hydra's Optuna sweeper writes it."""
+    """optimization_results.yaml: the best trial's parameters and value, as Hydra's Optuna sweeper writes it;
+    NoTrialCompleted when no trial finished (every one diverged, failed or was pruned)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        log.warning("no trial of the study completed: no best parameters")
-        return
+        states = [trial.state.name.lower() for trial in study.get_trials(deepcopy=False)]
+        counts = ", ".join(f"{states.count(state)} {state}" for state in sorted(set(states))) or "none ran"
+        raise NoTrialCompleted(
+            f"no trial of study {study.study_name} completed ({counts}): no best parameters; "
+            f"see {sweep_dir / 'summary.md'} for each trial's reason"
+        )
     best = study.best_trial
     log.info("best trial %d: %s = %.4f, %s", best.number, study.direction.name.lower(), best.value, best.params)
     results = {"name": "optuna", "best_trial": best.number, "best_params": best.params, "best_value": best.value}

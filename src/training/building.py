@@ -4,6 +4,7 @@ model with its optimizer and schedule, and the training step."""
 import json
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.config.errors import naming_key, require_argument_kinds
 from src.data.images import ImageData
 from src.data.series import SeriesData
+from src.training.checkpoint_reader import load_weights
 from src.training.precision import check_precision, make_scaler
 from src.training.randomness import GLOBAL_GENERATORS
 from src.training.schedules import Schedule, build_schedule
@@ -51,13 +53,13 @@ def build_model(config: DictConfig, input_size: int, num_classes: int, seq_len: 
 
 
 def rebuild(
-    config: DictConfig, weights: dict[str, torch.Tensor], device: torch.device
+    config: DictConfig, weights: dict[str, torch.Tensor], device: torch.device, source: Path
 ) -> tuple[torch.nn.Module, ImageData | SeriesData]:
-    """A saved run's model with its trained weights, in eval mode, and its data, both on the device: the
-    data placed as the run's trainer.data_placement says, the model sized by it."""
+    """A saved run's model with its trained weights (from the checkpoint `source`), in eval mode, and its data,
+    both on the device: the data placed as the run's trainer.data_placement says, the model sized by it."""
     data = build_data(config, device)
     model = build_model(config.model, data.input_size, data.num_classes, data.seq_len)
-    model.load_state_dict(weights)
+    load_weights(model, weights, source)
     return model.to(device).eval(), data
 
 

@@ -81,6 +81,19 @@ def read_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
+def load_weights(model: torch.nn.Module, weights: dict, path: Path) -> None:
+    """model.load_state_dict(weights), or one line naming the file when the weights do not fit the model that
+    the file's own config describes (an edited file, or one put together from two runs)."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:  # torch: a header line, then a tab-indented line per missing or misfit tensor
+        reasons = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        raise CheckpointError(
+            f"{path}: its weights do not fit the model its config describes ({(reasons or [str(error)])[0]}); "
+            "the file was edited or put together from two runs"
+        ) from None
+
+
 def _targets(node: object) -> list[str]:
     """Every `_target_` in a config, however deep."""
     if isinstance(node, dict):

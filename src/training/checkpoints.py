@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from src.runs.atomic import BackgroundWriter
-from src.training.checkpoint_reader import FORMAT, CheckpointError, UnknownFormat, UnsafeCheckpoint, read_checkpoint
+from src.training.checkpoint_reader import (
+    FORMAT,
+    CheckpointError,
+    UnknownFormat,
+    UnsafeCheckpoint,
+    load_weights,
+    read_checkpoint,
+)
 from src.training.schedules import Schedule
 
 log = logging.getLogger(__name__)
@@ -133,9 +140,11 @@ def restore(
     schedule: Schedule | None,
     generator: torch.Generator,
     scaler: torch.amp.GradScaler | None = None,
+    source: Path = Path("checkpoint"),
 ) -> TrainState:
-    """Put model, optimizer, scheduler, fp16's loss scale and every RNG back where the checkpoint left them."""
-    model.load_state_dict(checkpoint["model"])
+    """Put model, optimizer, scheduler, fp16's loss scale and every RNG back where the checkpoint (the file
+    `source`) left them."""
+    load_weights(model, checkpoint["model"], source)
     capturable = [group.get("capturable") for group in optimizer.param_groups]
     optimizer.load_state_dict(checkpoint["optimizer"])
     for group, was in zip(optimizer.param_groups, capturable, strict=True):

@@ -144,7 +144,7 @@ def prepare(cfg: DictConfig, device: torch.device, found: tuple[dict, Path] | No
     if found:
         checkpoint, path = found
         with randomness.active():  # the checkpoint's generator states become this job's
-            state = restore(checkpoint, model, optimizer, schedule, generator, scaler)
+            state = restore(checkpoint, model, optimizer, schedule, generator, scaler, source=path)
         log.info("resumed from %s at epoch %d, step %d", path, state.epoch, state.step)
     # After restore: it may move Adam's state.
     step = build_step(cfg, model, optimizer, schedule, data, device, scaler)
@@ -185,10 +185,10 @@ def train(
                 )
             save_checkpoint(saving.run_dir / "checkpoints", data_bytes, files, is_best=is_best)
 
-        def epoch_end(state: TrainState, is_best: bool) -> None:
+        def epoch_end(state: TrainState, is_best: bool, is_last: bool) -> None:
             checkpoint_now(state, is_best)
-            if trial is not None:
-                trial.epoch_end(state.epoch, state.history[-1], last=state.epoch >= settings.epochs)
+            if trial is not None:  # a finished run's last epoch is never pruned, early stopping's included
+                trial.epoch_end(state.epoch, state.history[-1], last=is_last)
 
         try:
             fit(training, settings, writer=writer, on_epoch_end=epoch_end, should_stop=stop_requested)

@@ -1,7 +1,7 @@
 """The training loop: one epoch, one evaluation, and `fit` that strings them together.
 
-The loop writes no files: the job hands `fit` an `on_epoch_end` hook for checkpoints, and draws its
-pictures once training is over.
+The loop writes no files: it hands each epoch's end (the state, whether the epoch is the best, whether it
+is the last) to the `on_epoch_end` its caller gives; the job checkpoints there and tells a study's trial.
 """
 
 import logging
@@ -25,7 +25,8 @@ from src.training.scoring import evaluate
 from src.training.steps import Step
 
 log = logging.getLogger(__name__)
-EpochEnd = Callable[[TrainState, bool], None]  # (state, is_best) after every epoch: the job checkpoints
+# (state, is_best, is_last) after every epoch; the last is the final epoch or the one early stopping ends on.
+EpochEnd = Callable[[TrainState, bool, bool], None]
 
 
 class Diverged(RuntimeError):
@@ -192,7 +193,7 @@ def fit(
             metrics |= _score_test(model, data, precision)  # the final model's, logged and checkpointed with it
         _log_epoch(writer, state, metrics)
         if on_epoch_end is not None:
-            on_epoch_end(state, is_best)
+            on_epoch_end(state, is_best, state.epoch >= settings.epochs or state.stopped_early)
     # The last record has no test figures only when no epoch ran here: epochs=0, or a run whose loop had
     # ended is resumed with test_every_epoch changed.
     if state.history and tags.TEST_ACC not in state.history[-1]:
