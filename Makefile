@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_ARGS ?= data=fashion_mnist
 BENCH_ARGS ?= data=fashion_mnist model.hidden_size=128 trainer.device=cpu bench.steps=30
 
-.PHONY: setup data test test-slurm slurm slurm-stop lint run bench tensorboard clean gpu-wheels gpu-data gpu-carry gpu-check-dry
+.PHONY: setup data test test-slurm slurm slurm-stop postgres postgres-stop test-postgres lint run bench tensorboard clean gpu-wheels gpu-data gpu-carry gpu-check-dry
 
 setup: $(VENV)/.installed data
 
@@ -22,9 +22,10 @@ data:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "fashion-mnist: run 'sudo apt-get install dataset-fashion-mnist' or put the IDX files in data/"; fi
 
-# The tests marked slurm need a cluster: `make slurm`, then `make test-slurm`.
+# The tests marked slurm need a cluster: `make slurm`, then `make test-slurm`; those marked postgres a server:
+# `make postgres`, then `make test-postgres`.
 test:
-	$(PY) -m pytest -q -n auto -m "not slurm"
+	$(PY) -m pytest -q -n auto -m "not slurm and not postgres"
 
 # A one-node Slurm cluster on this machine, with accounting (root: installs Debian's slurm-wlm, slurmdbd, munge
 # and MariaDB once, writes /etc/slurm, starts the daemons). Idempotent; `make slurm-stop` stops it.
@@ -34,9 +35,21 @@ slurm:
 slurm-stop:
 	@tests/slurm/cluster.sh stop
 
+# A PostgreSQL server on 127.0.0.1:5433 for studies across machines (root: installs Debian's postgresql once,
+# creates its own cluster, role seqlab and database optuna). Idempotent; `make postgres-stop` stops it.
+postgres:
+	@tests/postgres/server.sh start
+
+postgres-stop:
+	@tests/postgres/server.sh stop
+
+# Studies on that server: trials in other processes, two sweep processes, a killed sweep, a killed trial (serial).
+test-postgres:
+	$(PY) -m pytest -q -p no:xdist -m postgres tests/test_postgres.py
+
 # Sweeps through hydra/launcher=slurm on that cluster: jobs, failures, time limits, requeues (minutes, serial).
 test-slurm:
-	$(PY) -m pytest -q -p no:xdist -m slurm tests/test_slurm.py
+	$(PY) -m pytest -q -p no:xdist -m "slurm" tests/test_slurm.py
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

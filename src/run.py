@@ -11,6 +11,7 @@ STARTED = time.perf_counter()  # before the heavy imports: start-up is measured 
 
 import logging  # noqa: E402 (after the clock starts)
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -84,15 +85,18 @@ def main(cfg: DictConfig) -> float:
     try:
         with hold_run_dir(run_dir):
             try:
-                metrics = train_job(
-                    cfg,
-                    run_dir,
-                    parallel_jobs=parallel_jobs,
-                    job_num=hydra_config.job.num if in_sweep else None,
-                    process_started=STARTED,
-                    swept=swept_keys(hydra_config) if in_sweep else None,
-                    trial=trial_report(hydra_config) if study else None,
-                )
+                trial = trial_report(hydra_config) if study else None
+                # A study's trial beats until its job ends (with heartbeats on): a process that dies stops beating.
+                with trial.beating() if trial is not None else nullcontext():
+                    metrics = train_job(
+                        cfg,
+                        run_dir,
+                        parallel_jobs=parallel_jobs,
+                        job_num=hydra_config.job.num if in_sweep else None,
+                        process_started=STARTED,
+                        swept=swept_keys(hydra_config) if in_sweep else None,
+                        trial=trial,
+                    )
             except Exception as error:
                 if not in_sweep:
                     raise

@@ -199,3 +199,29 @@ def sweep_rows(sweep_dir: Path, *overrides: str) -> list[dict]:
 
     sweep_in_process(sweep_dir, *overrides)
     return list(csv.DictReader((sweep_dir / "summary.csv").open()))
+
+
+POSTGRES_URL = os.environ.get("SEQLAB_POSTGRES_URL", "postgresql://seqlab@127.0.0.1:5433/optuna")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server of `make postgres` (tests/postgres/server.sh): a test that needs it fails without it."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    except sqlalchemy.exc.OperationalError as error:
+        pytest.fail(f"no PostgreSQL at {POSTGRES_URL} ({str(error).splitlines()[0]}): run `make postgres` first")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+def unique_study_name(prefix: str) -> str:
+    """A study name no other test (or earlier run) of the shared database uses."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

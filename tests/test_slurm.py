@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from test_preemption import same_results
 from test_study import ALWAYS_PRUNE, stored_trials
 
-from conftest import ROOT, TINY, metrics_of, run_cli, train_in_process
+from conftest import ROOT, TINY, metrics_of, run_cli, train_in_process, unique_study_name
 
 pytestmark = pytest.mark.slurm
 
@@ -256,14 +256,20 @@ def test_a_job_slurm_ends_without_a_result_stops_the_sweep_with_one_line_naming_
     assert row["job"] == "0" and row["status"] == "unfinished"
 
 
-def test_a_study_on_slurm_prunes_its_trials_inside_their_jobs(tmp_path):
-    """hydra/sweeper=study with Slurm jobs as trials: each job reopens the study from the journal in the sweep
-    directory, reports its epochs and is pruned there; the sweeper records what the jobs decided."""
+@pytest.mark.parametrize("storage", ["journal", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_study_on_slurm_prunes_its_trials_inside_their_jobs(tmp_path, storage, request):
+    """hydra/sweeper=study with Slurm jobs as trials: each job reopens the study from its storage (the journal
+    in the sweep directory, or PostgreSQL), reports its epochs and is pruned there; the sweeper records what
+    the jobs decided. Every trial is pruned, so no trial completed: the sweep says so and exits 1."""
     sweep_dir = tmp_path / "study"
     study = ("hparams_search=pruned", "trainer.epochs=3", "hydra.sweeper.n_trials=3", *ALWAYS_PRUNE)
+    name, url = "pruned", None
+    if storage == "postgresql":
+        name, url = unique_study_name("slurm"), request.getfixturevalue("postgres_url")
+        study += (f"hydra.sweeper.storage={url}", f"hydra.sweeper.study_name={name}")
     result = run_cli("-m", *TINY, *study, *SLURM, "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={sweep_dir}")
-    assert result.returncode == 0, result.stderr
-    trials = stored_trials(sweep_dir)
+    assert result.returncode == 1 and f"no trial of study {name} completed (3 pruned)" in result.stderr, result.stderr
+    trials = stored_trials(sweep_dir, name, url)
     assert [trial.state for trial in trials] == [TrialState.PRUNED] * 3
     assert all(list(trial.intermediate_values) == [1] for trial in trials)  # reported by the job, epoch 1 of 3
     jobs = jobs_of(sweep_dir)

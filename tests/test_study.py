@@ -37,8 +37,9 @@ ALWAYS_PRUNE = (
 NEVER_PRUNE = ("hydra/sweeper/pruner=none",)
 
 
-def stored_trials(sweep_dir: Path, name: str = "pruned") -> list[optuna.trial.FrozenTrial]:
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
+def stored_trials(sweep_dir: Path, name: str = "pruned", url: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials as its storage holds them: the sweep directory's journal, or the database at `url`."""
+    storage = url or JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_study import ALWAYS_PRUNE, NEVER_PRUNE, STUDY, job_dir, stored_trials
 
@@ -14,7 +15,7 @@ from conftest import TINY, metrics_of, sweep_in_process, train_in_process
 from src.config.errors import ConfigError, one_line
 from src.runs.runlock import RunDirBusy, hold_run_dir
 from src.sweeps.search_space import search_space
-from src.sweeps.study import JournalDamaged
+from src.sweeps.study import JournalDamaged, study_settings
 from src.sweeps.study_sweeper import NoTrialCompleted
 from src.training.checkpoint_reader import CheckpointError
 
@@ -120,3 +121,21 @@ def test_a_minimising_study_optimises_and_ranks_by_the_validation_loss(tmp_path)
     losses = [float(row["val_loss"]) for row in rows]
     assert losses == sorted(losses) and rows[0]["best"] == "*" and rows[0]["job"] == str(best.number)
     assert "sorted by val_loss" in (sweep / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        ({"heartbeat_interval": 5}, "hydra.sweeper.heartbeat_interval=5 is not allowed: expected null, or whole"),
+        ({"storage": "URL", "heartbeat_interval": 0}, "hydra.sweeper.heartbeat_interval=0 is not allowed"),
+        ({"storage": "URL", "heartbeat_interval": 5, "grace_period": 5}, "hydra.sweeper.grace_period=5 is not"),
+        ({"max_retries": -1}, "hydra.sweeper.max_retries=-1 is not allowed: expected an integer >= 0"),
+    ],
+)
+def test_heartbeat_and_retry_settings_are_one_line_naming_their_key(tmp_path, overrides, line):
+    sweeper = {"direction": "maximize", "storage": None, "study_name": "s", "pruner": {}} | overrides
+    if sweeper["storage"] == "URL":
+        sweeper["storage"] = "postgresql://seqlab@127.0.0.1:5433/optuna"  # not reached: the check comes first
+    with pytest.raises(ConfigError) as raised:
+        study_settings(OmegaConf.create(sweeper), tmp_path, tmp_path)
+    assert one_line(raised.value).startswith(line)

@@ -105,6 +105,12 @@ class StudySweeperConf:
     n_jobs: int = 2  # trials in flight at once
     # The share of trials that may fail before the sweep exits non-zero at its end (the study goes on).
     max_failure_rate: float = 0.0
+    # Trials on many machines (RDB storages only): a running trial's heartbeat every heartbeat_interval
+    # seconds; one silent for grace_period (null: two intervals) is failed, by any sweep process of the study.
+    heartbeat_interval: int | None = None
+    grace_period: int | None = None
+    # A trial whose process died (a killed process, a lost node) runs again from its checkpoint, this many times.
+    max_retries: int = 0
     params: dict[str, str] | None = None
     # A function (config, trial) -> None that suggests more parameters, as in Hydra's Optuna sweeper.
     custom_search_space: str | None = None

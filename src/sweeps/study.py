@@ -7,10 +7,14 @@ Both ends resolve the settings with the same function from the same `hydra.sweep
 cannot disagree on the storage, the name or the pruner.
 """
 
+import fcntl
 import json
 import logging
 import math
 import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 # report through the study the sweeper holds (the only way to reach an in-memory one).
 _live: dict[tuple[str, str], optuna.Study] = {}
 _live_lock = threading.Lock()
+_engines: dict[str, Any] = {}  # one connection pool per database URL, for the asking lock
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,13 @@ class StudySettings:
     storage: str  # IN_MEMORY, a journal file's absolute path, or an RDB URL
     direction: str
     pruner: dict[str, Any]  # the pruner's config (`_target_` and arguments), instantiated at each end
+    heartbeat_interval: int | None = None  # seconds between a running trial's heartbeats (RDB storages)
+    grace_period: int | None = None  # seconds without one before a trial is failed (null: Optuna's 2 intervals)
+    max_retries: int = 0  # times a trial whose process died is run again, from its checkpoint
+
+    @property
+    def heartbeats(self) -> bool:
+        return self.heartbeat_interval is not None
 
     @property
     def report_tag(self) -> str:
@@ -69,7 +81,25 @@ def study_settings(sweeper: DictConfig, sweep_dir: str | Path, cwd: str | Path) 
         if storage.startswith(RDB_SCHEMES):  # a shared database holds many studies: a default would mix them
             raise ConfigError("hydra.sweeper.study_name", None, f"a name for the study in {storage}")
         name = "seqlab"  # alone in its sweep directory's journal (or in this process's memory)
-    return StudySettings(str(name), storage, direction, OmegaConf.to_container(sweeper.pruner, resolve=True))
+    pruner = OmegaConf.to_container(sweeper.pruner, resolve=True)
+    return StudySettings(str(name), storage, direction, pruner, *_retrying(sweeper, storage))
+
+
+def _retrying(sweeper: DictConfig, storage: str) -> tuple[int | None, int | None, int]:
+    """The heartbeat interval, grace period and retries, checked: heartbeats need an RDB storage."""
+    interval, grace, retries = (sweeper.get(key) for key in ("heartbeat_interval", "grace_period", "max_retries"))
+    retries = retries or 0
+    if interval is not None and (not isinstance(interval, int) or interval < 1 or not storage.startswith(RDB_SCHEMES)):
+        raise ConfigError(
+            "hydra.sweeper.heartbeat_interval",
+            interval,
+            "null, or whole seconds >= 1 with an RDB storage (postgresql://...): Optuna's journal keeps no heartbeats",
+        )
+    if grace is not None and (interval is None or not isinstance(grace, int) or grace <= interval):
+        raise ConfigError("hydra.sweeper.grace_period", grace, "null, or whole seconds above heartbeat_interval")
+    if not isinstance(retries, int) or retries < 0:
+        raise ConfigError("hydra.sweeper.max_retries", retries, "an integer >= 0")
+    return interval, grace, retries
 
 
 def resolve_storage(storage: str | None, sweep_dir: Path, cwd: Path) -> str:
@@ -110,7 +140,16 @@ def storage_of(settings: StudySettings) -> optuna.storages.BaseStorage | str | N
     if settings.storage == IN_MEMORY:
         return None
     if "://" in settings.storage:
-        return settings.storage
+        if not settings.heartbeats:
+            return settings.storage
+        # A trial whose process stops beating is failed by whoever next checks (fail_stale_trials), and this
+        # callback enqueues its copy; the sweeper runs the copy from the failed trial's checkpoint.
+        return optuna.storages.RDBStorage(
+            settings.storage,
+            heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
+            heartbeat_stale_trial_callback=retry_callback(settings),
+        )
     from optuna.storages.journal import JournalFileBackend
 
     Path(settings.storage).parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +200,16 @@ def repair_journal(path: Path) -> None:
         lock.release()
 
 
+def retry_callback(settings: StudySettings) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None:
+    """What enqueues a copy of a trial whose process died (its parameters, attributes and retry history), up to
+    max_retries times: Optuna's own, called by its heartbeat check, or by the sweeper that saw the death."""
+    if not settings.max_retries:
+        return None
+    with warnings.catch_warnings():  # experimental in Optuna 5, and the documented way to retry
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=settings.max_retries)
+
+
 def create_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
     """Create the study, or load the stored one of that name (a rerun continues it); this process's trials
     reach it through `trial_of`. A journal file is checked first (repair_journal)."""
@@ -177,6 +226,41 @@ def create_study(settings: StudySettings, sampler: optuna.samplers.BaseSampler) 
     with _live_lock:
         _live[(settings.storage, settings.name)] = study
     return study
+
+
+@contextmanager
+def asking_lock(settings: StudySettings) -> Iterator[None]:
+    """Held while a sweep process counts the study's trials and asks for the next, so that sweep processes
+    sharing a study (on many machines) never ask one trial too many: a PostgreSQL advisory lock, or a file
+    lock beside a journal or SQLite file; other databases get no lock across processes."""
+    if settings.storage.startswith("postgresql"):
+        import sqlalchemy
+
+        with _live_lock:
+            engine = _engines.get(settings.storage) or _engines.setdefault(
+                settings.storage, sqlalchemy.create_engine(settings.storage, pool_size=1)
+            )
+        key = {"key": f"seqlab ask {settings.name}"}
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext(:key))"), key)
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+                connection.commit()
+        return
+    path = settings.storage.removeprefix("sqlite:///") if settings.storage.startswith("sqlite:///") else None
+    if path is None and settings.storage != IN_MEMORY and "://" not in settings.storage:
+        path = settings.storage  # a journal file
+    if path is None:
+        yield
+        return
+    with open(f"{path}.ask.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def close_study(settings: StudySettings) -> None:

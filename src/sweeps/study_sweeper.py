@@ -13,6 +13,8 @@ checkpoint (`trainer.resume=true`); the sweep directory's lock guarantees that p
 
 import logging
 import signal
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
@@ -37,7 +39,15 @@ from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
 from src.sweeps.packing import WAKE_SECONDS, PackedLauncher
 from src.sweeps.search_space import SearchSpace, search_space
-from src.sweeps.study import StudySettings, built, close_study, create_study, study_settings
+from src.sweeps.study import (
+    StudySettings,
+    asking_lock,
+    built,
+    close_study,
+    create_study,
+    retry_callback,
+    study_settings,
+)
 from src.sweeps.trial_report import trials_at_once
 
 log = logging.getLogger(__name__)
@@ -70,14 +80,17 @@ class StudySweeper(Sweeper):
         max_failure_rate: float,
         params: DictConfig | None,
         custom_search_space: str | None,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        max_retries: int = 0,
     ) -> None:
         for key, value, ok in (("n_trials", n_trials, n_trials >= 1), ("n_jobs", n_jobs, n_jobs >= 1)):
             if not ok:
                 raise ConfigError(f"hydra.sweeper.{key}", value, "an integer >= 1")
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ConfigError("hydra.sweeper.max_failure_rate", max_failure_rate, "a fraction from 0.0 to 1.0")
-        # pruner, direction, storage and study_name are read in `sweep` through study_settings, the one
-        # function a trial's job resolves them with too (it sees hydra.sweeper, not this object).
+        # pruner, direction, storage, study_name, the heartbeat and the retries are read in `sweep` through
+        # study_settings, the one function a trial's job resolves them with too (it sees hydra.sweeper, not this).
         self.sampler = built("hydra.sweeper.sampler", OmegaConf.to_container(sampler, resolve=True))
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
@@ -141,6 +154,7 @@ class StudyRun:
         self.sweeper, self.study, self.settings, self.space = sweeper, study, settings, space
         self.sweep_dir = sweep_dir
         self.running: dict[Future, optuna.Trial | optuna.trial.FrozenTrial] = {}
+        self.orphans: list[optuna.Trial | optuna.trial.FrozenTrial] = []  # died; the heartbeat will fail them
         self.stopped: Preempted | None = None
         self.slots = sweeper.slots()
 
@@ -160,18 +174,32 @@ class StudyRun:
             raise preempted(signum, f"{message}; the same command continues the study, taking up its stopped trials")
 
     def fill_and_tell(self, pool: ThreadPoolExecutor, taken_up: list, launch_one: Callable) -> None:
-        """Keep the slots full (the trials taken up first) and tell each trial as soon as it ends."""
+        """Keep the slots full (the trials taken up first) and tell each trial as soon as it ends; with
+        heartbeats, fail the study's silent trials (whoever launched them) so that their copies run here."""
         while True:
+            if self.settings.heartbeats:
+                with warnings.catch_warnings():  # experimental in Optuna 5: the documented check all the same
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
+                self.orphans = [t for t in self.orphans if self.state_of(t) == TrialState.RUNNING]
             while len(self.running) < self.slots and stop_requested() is None and not self.stopped:
                 trial = taken_up.pop(0) if taken_up else self.next_trial()
                 if trial is None:
                     break
+                if self.settings.heartbeats:  # its first beat: a job that dies before it beats still goes stale
+                    self.study._storage.record_heartbeat(trial._trial_id)
                 self.running[pool.submit(launch_one, self.overrides(trial), trial.number)] = trial
-            if not self.running:
+            if not self.running and not self.orphans:
                 return
+            if not self.running:  # only dead trials the heartbeat has yet to fail: wait for it, not spin
+                time.sleep(WAKE_SECONDS)
+                continue
             done, _ = wait(self.running, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
                 self.finish(self.running.pop(future), future)
+
+    def state_of(self, trial: optuna.Trial | optuna.trial.FrozenTrial) -> TrialState:
+        return self.study._storage.get_trial(trial._trial_id).state
 
     def interrupted_trials(self) -> list[optuna.trial.FrozenTrial]:
         """Trials an earlier process of this sweep left running: taken up again from their checkpoints."""
@@ -185,18 +213,36 @@ class StudyRun:
         return left
 
     def next_trial(self) -> optuna.Trial | None:
-        """A new trial from the sampler, or None once the study holds n_trials (whoever ran them)."""
-        if len(self.study.get_trials(deepcopy=False)) >= self.sweeper.n_trials:
-            return None
-        trial = self.study.ask(fixed_distributions=self.space.distributions)
+        """The next trial: a failed one's waiting copy first, else a new one from the sampler; None once the
+        study counts n_trials (whoever ran them; a failed trial that was run again counts once). Counting and
+        asking hold the study's asking lock, so that sweep processes sharing a study never ask one too many."""
+        with asking_lock(self.settings):
+            trials = self.study.get_trials(deepcopy=False)
+            retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+            waiting = any(t.state == TrialState.WAITING for t in trials)  # a copy, which holds its original's place
+            if len(trials) - len(retried) >= self.sweeper.n_trials and not waiting:
+                return None
+            trial = self.study.ask(fixed_distributions=self.space.distributions)
+        if retried_number(self.study, trial) is not None:
+            return trial  # the failed trial's parameters and attributes: it runs where that one ran
         trial.set_user_attr(SWEEP_DIR_ATTR, self.sweep_dir)
         if self.sweeper.extend_space is not None:  # Hydra's custom_search_space: (config, trial) -> None
             self.sweeper.extend_space(self.sweeper.config, trial)
         return trial
 
     def overrides(self, trial: optuna.Trial | optuna.trial.FrozenTrial) -> list[str]:
-        """The trial's job overrides; a trial taken up again resumes from its own checkpoint."""
+        """The trial's job overrides; a trial taken up again resumes from its own checkpoint, and a failed
+        trial's copy from the failed one's, in its directory."""
         resume = ["trainer.resume=true"] if isinstance(trial, optuna.trial.FrozenTrial) else []
+        original = retried_number(self.study, trial)
+        if original is not None:
+            sweep_dir = Path(self.study._storage.get_trial(trial._trial_id).user_attrs[SWEEP_DIR_ATTR])
+            found = sorted(sweep_dir.glob(f"{original}_*"))
+            if found:  # the failed trial's directory: its checkpoints, its TensorBoard run, its metrics
+                # Quoted: a directory name holds the override grammar's `=` and `,`.
+                where = [f"hydra.sweep.dir='{sweep_dir}'", f"hydra.sweep.subdir='{found[0].name}'"]
+                resume = ["trainer.resume=true", *where]
+            log.info("trial %d runs trial %d again%s", trial.number, original, " from its checkpoint" * bool(found))
         return self.space.overrides(trial.params) + resume
 
     def finish(self, trial: optuna.Trial | optuna.trial.FrozenTrial, future: Future) -> None:
@@ -206,8 +252,22 @@ class StudyRun:
         except Preempted as stop:  # its checkpoint is written: it stays RUNNING, for the rerun to take up
             self.stopped = self.stopped or stop
             return
-        except Exception as error:  # the launch itself failed (composition, a job its scheduler cancelled)
+        except Exception as error:  # the launch itself failed (composition, a process that died, a cancelled job)
+            if self.settings.heartbeats and self.settings.max_retries:
+                # Its heartbeat stops with it: the study fails it (here or in any sweep process) and runs it again.
+                log.info(
+                    "trial %d's job ended without a result (%s): left to its heartbeat", trial.number, one_line(error)
+                )
+                self.orphans.append(trial)
+                return
             outcome = Outcome(TrialState.FAIL, None, one_line(error))
+            if self.settings.max_retries and self.state_of(trial) == TrialState.RUNNING:
+                self.study.tell(trial.number, None, state=TrialState.FAIL, skip_if_finished=True)
+                retry = retry_callback(self.settings)
+                assert retry is not None
+                retry(self.study, self.study._storage.get_trial(trial._trial_id))
+                log.info("trial %d failed (%s); it will run again", trial.number, outcome.note)
+                return
         else:
             try:
                 outcome = outcome_of(returned, self.settings)
@@ -215,6 +275,12 @@ class StudyRun:
                 outcome = Outcome(TrialState.FAIL, None, f"its outcome could not be read: {one_line(error)}")
         self.study.tell(trial.number, outcome.value, state=outcome.state, skip_if_finished=True)
         log.info("trial %d %s%s", trial.number, outcome.state.name.lower(), f": {outcome.note}" if outcome.note else "")
+
+
+def retried_number(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> int | None:
+    """The number of the failed trial that `trial` runs again, or None for a trial of its own."""
+    frozen = study._storage.get_trial(trial._trial_id)
+    return frozen.system_attrs.get("failed_trial")  # as RetryHeartbeatStaleTrialCallback records it
 
 
 def outcome_of(returned: JobReturn, settings: StudySettings) -> Outcome:

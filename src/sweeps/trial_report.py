@@ -4,6 +4,9 @@ import it."""
 
 import logging
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
@@ -60,6 +63,31 @@ class TrialReport:
         self.trial = trial_of(settings, number)
         self.tag = settings.report_tag
         self.number = number
+        self.heartbeat_interval = settings.heartbeat_interval
+
+    @contextmanager
+    def beating(self) -> Iterator[None]:
+        """While the block runs, the trial's heartbeat every heartbeat_interval seconds (storages that keep
+        them): a process that dies stops beating, and the study fails the trial and may run it again."""
+        storage, interval = self.trial.study._storage, self.heartbeat_interval
+        if interval is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                storage.record_heartbeat(self.trial._trial_id)
+                if stop.wait(interval):
+                    return
+
+        beater = threading.Thread(target=beat, name=f"heartbeat-{self.number}", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beater.join()
 
     def resumed(self, history: list[dict[str, float]]) -> None:
         """A resumed run's epochs before this start: report those the trial never got."""
