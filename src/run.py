@@ -1,7 +1,7 @@
 """Entry point: `python -m src.run [overrides]` trains one classifier from the composed conf/.
 
-The entry points, src.training.job and src.training.building read the config; everything below them takes
-plain objects and values.
+The entry points, src.training.job and src.training.building read the config; below them, the loop, the
+step, the data and the models take objects, values and small settings objects.
 Every error reaches the user as one line (src/config/errors.py `cli`).
 """
 

@@ -424,6 +424,12 @@ def test_a_run_directory_that_cannot_be_made_is_named(tmp_path):
     assert one_line(raised.value).startswith(f"cannot write {blocker}") and "Not a directory" in one_line(raised.value)
 
 
+def test_a_file_that_cannot_be_read_is_not_reported_as_a_write(tmp_path):
+    with pytest.raises(OSError) as raised:
+        (tmp_path / "missing.json").read_text()
+    assert one_line(raised.value) == f"{tmp_path / 'missing.json'}: No such file or directory"
+
+
 def test_config_error_names_key_value_and_what_is_allowed():
     assert (
         str(ConfigError("data.view", "x", "rows | columns")) == "data.view='x' is not allowed: expected rows | columns"

@@ -52,7 +52,9 @@ def test_every_command_of_the_full_size_composes_and_validates(name):
         overrides += (plan.graph_step("cuda"),)
     if name == "study" and (study := sweep_steps.study_overrides(size, "cuda")):
         overrides = study  # the preset, the packed launcher, trials in flight: Hydra's keys too
-    validate(compose_config(*overrides))  # a typo or a value out of range in a command the CPU never runs
+    cfg = compose_config(*overrides)
+    validate(cfg)  # a typo or a value out of range in a command the CPU never runs
+    assert cfg.trainer.device == "cuda"  # and the command is the GPU's, not the CPU defaults
 
 
 def span(stream: str, thread: str, start: float, end: float, name: str = "k") -> overlap.Interval:

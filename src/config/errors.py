@@ -1,5 +1,6 @@
 """Errors as the user sees them: one line naming the key, the value and what is allowed."""
 
+import errno
 import inspect
 import os
 import re
@@ -12,6 +13,9 @@ from src.runs.preemption import Preempted
 
 # Words torch's argument checks use for a key that the config spells otherwise.
 TORCH_WORDS = {"beta": "betas", "learning rate": "lr", "epsilon": "eps"}
+# Errors of writing: no space, a read-only file system or a full quota, a name too long, a file where a folder
+# must be made. A missing or unreadable file is not reported as a write.
+WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EFBIG, errno.ENOTDIR}
 _show_traceback = False  # set by `cli`: HYDRA_FULL_ERROR=1 asks for the traceback instead of one line
 
 
@@ -100,7 +104,10 @@ def one_line(error: BaseException) -> str:
         group, option = match.groups()
         return f"+{group}={option}: {group} already has a place in the defaults list; write {group}={option}"
     if isinstance(error, OSError) and error.filename:
-        return f"cannot write {error.filename}: {error.strerror} (check hydra.run.dir / hydra.sweep.dir and free space)"
+        if error.errno in WRITE_ERRORS:  # the disk or the folder refused a write
+            where = "check hydra.run.dir / hydra.sweep.dir and free space"
+            return f"cannot write {error.filename}: {error.strerror} ({where})"
+        return f"{error.filename}: {error.strerror}"  # a file that is missing or unreadable, say
     # This project's errors (ConfigError, CheckpointError, DataError...) say all there is to say, their
     # cause's reason included; others (Hydra's) may need their cause's text.
     own = type(error).__module__.split(".")[0] == __name__.split(".")[0]

@@ -3,19 +3,28 @@
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from src.runs import tags
 from src.runs.atomic import write_bytes_atomically
 
-if TYPE_CHECKING:  # the sweep report reads metrics in the launching process, which never imports torch
-    from src.training.checkpoints import TrainState
+
+class RunState(Protocol):
+    """What metrics.json reads of a run's loop state (src/training/checkpoints.py's TrainState has it)."""
+
+    history: list[dict]
+    best_val_acc: float
+    best_epoch: int
+    epoch: int
+    train_seconds: float
+    stopped_early: bool
+
 
 METRICS_FILE = "metrics.json"
 
 
 def final_metrics(
-    state: "TrainState",
+    state: RunState,
     *,
     status: str,
     num_params: int,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from src.training.listening import Pruned
+
 if TYPE_CHECKING:
     from src.sweeps.study import StudySettings
 
@@ -43,14 +45,6 @@ def trial_report(hydra_config: DictConfig) -> "TrialReport":
 
     settings = study_settings(hydra_config.sweeper, hydra_config.sweep.dir, hydra_config.runtime.cwd)
     return TrialReport(settings, hydra_config.job.num)
-
-
-class Pruned(Exception):
-    """The pruner stopped the trial after an epoch; the epoch's checkpoint is on disk."""
-
-    def __init__(self, epoch: int, value: float) -> None:
-        super().__init__(f"pruned after epoch {epoch} ({value:.4g})")
-        self.epoch, self.value = epoch, value
 
 
 class TrialReport:

@@ -1,8 +1,9 @@
 """One job: build data, model, optimizer, schedule and step from the composed config, train, write metrics.json.
 
 `train_job` reads in three steps, each one screen: `prepare` (the parts, resumed where a checkpoint
-says), `train` (the loop with its writers, checkpoints and stop signals; a study's pruner may end it
-after an epoch), `finish` (pictures and final scalars). Only `train_job` reads the config.
+says), `train` (the loop with its writers, checkpoints and stop signals; a listener to its epochs, such as
+a study's trial, may end it after an epoch), `finish` (pictures and final scalars). `train_job` and
+`prepare` read the config; `train` and `finish` take the parts built from it.
 
 Imported by src.run only when a job runs (and by src.api), so that a sweep's launching process, which
 only composes configs and starts jobs, never pays for importing torch. Jobs of a packed sweep run this concurrently
@@ -28,10 +29,10 @@ from src.runs.atomic import BackgroundWriter
 from src.runs.hparams import write_hparams
 from src.runs.preemption import Preempted, catch_stop_signals, preempted, stop_requested
 from src.runs.results import final_metrics, finished_metrics, write_metrics
-from src.sweeps.trial_report import Pruned, TrialReport
 from src.training.building import build_data, build_step, build_training
 from src.training.checkpoints import TrainState, checkpoint_bytes, load_latest, restore, save_checkpoint
 from src.training.devices import own_stream, pick_device, threads_per_job
+from src.training.listening import EpochListener, Pruned
 from src.training.loop import Diverged, LoopSettings, Stopped, Training, fit
 from src.training.precision import make_scaler
 from src.training.randomness import OwnRandomness, draws_at_random
@@ -66,12 +67,13 @@ def train_job(
     job_num: int | None,
     process_started: float,
     swept: dict[str, str] | None = None,
-    trial: TrialReport | None = None,
+    trial: EpochListener | None = None,
 ) -> dict:
     """Build everything from the config, train (or resume), draw the pictures and write metrics.json.
 
     `swept`: in a sweep, the keys it varies with this job's values (src.run.swept_keys): HPARAMS leads with them.
-    `trial`: in a study, the job's line to its Optuna trial, told each epoch's value; its pruner may stop the run."""
+    `trial`: a listener to the epochs (in a study, the job's line to its Optuna trial), told each epoch's
+    metrics; it may stop the run (Pruned)."""
     # A single run counts its start-up from the process's start; a sweep's job from its own start.
     started, since = (process_started, "start") if job_num is None else (time.perf_counter(), "job start")
     validate(cfg)
@@ -163,7 +165,7 @@ class Saving:
 
 
 def train(
-    parts: Parts, settings: LoopSettings, writer: SummaryWriter, saving: Saving, trial: TrialReport | None
+    parts: Parts, settings: LoopSettings, writer: SummaryWriter, saving: Saving, trial: EpochListener | None
 ) -> Ending:
     """Run the loop, checkpointing after every epoch; a stop signal ends it with a mid-epoch checkpoint
     and Preempted, the pruner after an epoch (its checkpoint written), a blown-up loss as `diverged`."""
