@@ -39,17 +39,20 @@ def describe(cfg: DictConfig) -> None:
     print(f"\ntotal parameters: {total:,}\n")
     batch = 2
     seen = {}  # what the recurrent stack reads and returns, however the model feeds it (shuffled or not)
-    model.rnn.register_forward_hook(lambda _, inputs, output: seen.update(x=inputs[0], output=output))
+    recurrent = getattr(model, "rnn", None)  # a family without one shows its logits only
+    if recurrent is not None:
+        recurrent.register_forward_hook(lambda _, inputs, output: seen.update(x=inputs[0], output=output))
     with torch.inference_mode():
         logits = model(torch.rand(batch, seq_len, input_size))  # (N, L, Q) in
-    out, state = seen["output"]
-    states = dict(zip(("h_n", "c_n"), state, strict=True)) if cfg.model.cell == "lstm" else {"h_n": state}
     print(f"x:      {(batch, seq_len, input_size)}  N x L x Q")
-    if tuple(seen["x"].shape) != (batch, seq_len, input_size):
-        print(f"rnn x:  {tuple(seen['x'].shape)}  N x Q x L (dimension shuffle: one step per feature)")
-    print(f"out:    {tuple(out.shape)}  N x L x D (D = hidden_size x directions)")
-    for name, tensor in states.items():
-        print(f"{name}:    {tuple(tensor.shape)}  K x N x H (K = num_layers x directions)")
+    if seen:
+        out, state = seen["output"]
+        states = dict(zip(("h_n", "c_n"), state, strict=True)) if cfg.model.cell == "lstm" else {"h_n": state}
+        if tuple(seen["x"].shape) != (batch, seq_len, input_size):
+            print(f"rnn x:  {tuple(seen['x'].shape)}  N x Q x L (dimension shuffle: one step per feature)")
+        print(f"out:    {tuple(out.shape)}  N x L x D (D = hidden_size x directions)")
+        for name, tensor in states.items():
+            print(f"{name}:    {tuple(tensor.shape)}  K x N x H (K = num_layers x directions)")
     print(f"logits: {tuple(logits.shape)}  N x classes")
 
 

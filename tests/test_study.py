@@ -321,10 +321,21 @@ def test_a_stop_signal_checkpoints_the_running_trials_and_the_rerun_continues(tm
     ],
 )
 def test_a_bad_study_setting_is_one_line_naming_its_key(tmp_path, override, key):
-    result = run_cli("-m", *STUDY, override, f"hydra.sweep.dir={tmp_path}")
+    """In this process: each is refused before any trial runs (the command line's path: the test below)."""
+    from hydra.errors import HydraException
+
+    from src.config.errors import one_line
+
+    with pytest.raises((ConfigError, HydraException)) as raised:
+        sweep_in_process(tmp_path, *STUDY, override)
+    assert one_line(raised.value).startswith(key) and not list(tmp_path.glob("*_*"))
+
+
+def test_a_bad_study_setting_on_the_command_line_is_one_line_and_exit_1(tmp_path):
+    result = run_cli("-m", *STUDY, "hydra.sweeper.direction=sideways", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: hydra.sweeper.direction"), result.stderr[-2000:]
 
 
 def test_the_dashboard_serves_the_study_from_its_journal(tmp_path):
