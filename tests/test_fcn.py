@@ -207,3 +207,35 @@ def test_a_checkpoint_naming_the_family_is_read_only_when_it_names_a_model_we_bu
     with pytest.raises(UnsafeCheckpoint) as raised:
         read_checkpoint(tmp_path / "crafted.pt")
     assert f"names {target} to build, which is not a seqlab model or data set" in one_line(raised.value)
+
+
+def test_a_family_added_as_documented_trains_evaluates_loads_resumes_describes_and_benches(tmp_path, monkeypatch):
+    """docs/extending.md's steps for a toy family: its module, its schema registered, its YAML; then every
+    route a run takes, with nothing else changed."""
+    from hydra.core.config_store import ConfigStore
+    from toy_family import MeanClassifier, ToySchema
+
+    from conftest import ROOT, metrics_of, train_in_process
+    from src.api import load_run
+    from src.bench import run_bench
+    from src.config import schema
+    from src.describe import describe
+    from src.evaluate import evaluate_checkpoint
+
+    monkeypatch.setitem(schema.MODEL_SCHEMAS, "toy_model", ToySchema)
+    ConfigStore.instance().store(group="schema", name="toy_model", node=ToySchema)
+    family = (f"hydra.searchpath=[file://{ROOT / 'tests' / 'toy_family'}]", "model=toy")
+    run = (*family, "data=uea", "data.name=ItalyPowerDemand", "trainer.device=cpu", "trainer.epochs=2")
+    train_in_process(tmp_path / "run", *run)
+    assert metrics_of(tmp_path / "run")["status"] == "ok"
+    evaluated = evaluate_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", "cpu", None, tmp_path / "eval")
+    assert evaluated["test_acc"] == pytest.approx(metrics_of(tmp_path / "run")["test_acc"])
+    loaded = load_run(tmp_path / "run")
+    assert isinstance(loaded.model, MeanClassifier) and loaded.model.step.out_features == 6
+    assert (
+        train_in_process(tmp_path / "run", *run[:-1], "trainer.epochs=3", "trainer.resume=true")["epochs_completed"]
+        == 3
+    )
+    describe(compose_config(*run))
+    bench = ("bench.steps=2", "bench.warmup=1", "bench.epochs=0", "bench.num_workers=0")
+    assert run_bench(compose_config(*run, *bench, config_name="bench"), tmp_path / "bench")["speedup"] > 0

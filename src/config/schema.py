@@ -228,8 +228,11 @@ def _check_synthetic(data: DictConfig) -> None:
 
 
 def _check_model(model: DictConfig) -> None:
-    _positive(model, "model", "hidden_size", "num_layers")
-    require(0 <= model.dropout < 1, "model.dropout", model.dropout, "a number in [0, 1)")
+    """The ranges of the model keys a family has (each family's schema says which)."""
+    _positive(model, "model", *(key for key in ("hidden_size", "num_layers") if key in model))
+    for key in ("dropout", "head_dropout"):
+        if key in model:
+            require(0 <= model[key] < 1, f"model.{key}", model[key], "a number in [0, 1)")
     if "filters" not in model:
         return
     for key in ("filters", "kernels"):
@@ -241,14 +244,16 @@ def _check_model(model: DictConfig) -> None:
         list(model.kernels),
         f"one kernel width per filter count ({len(model.filters)})",
     )
-    require(0 <= model.head_dropout < 1, "model.head_dropout", model.head_dropout, "a number in [0, 1)")
 
 
 def model_summary(model: DictConfig) -> str:
-    """The model in a few words, for logs, describe and the bench: `lstm 1x8 head=last + fcn 128-256-128`."""
-    words = (
-        f"{model.cell} {model.num_layers}x{model.hidden_size}{' bi' if model.bidirectional else ''} head={model.head}"
-    )
+    """The model in a few words, for logs, describe and the bench: `lstm 1x8 head=last + fcn 128-256-128`;
+    another family: its class and its keys."""
+    if "cell" not in model:
+        keys = " ".join(f"{key}={value}" for key, value in model.items() if key != "_target_")
+        return f"{str(model._target_).rsplit('.', 1)[-1]} {keys}".strip()
+    words = f"{model.cell} {model.num_layers}x{model.hidden_size}{' bi' if model.bidirectional else ''}"
+    words += f" head={model.head}"
     if "filters" in model:
         words += f" + fcn {'-'.join(map(str, model.filters))} (kernels {'-'.join(map(str, model.kernels))})"
         words += " shuffled" * bool(model.shuffle) + " se" * bool(model.squeeze_excite)
