@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 
 from src.config.errors import ConfigError, one_line
@@ -28,9 +28,7 @@ from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
 from src.sweeps.tuning import TuneSettings
 from src.sweeps.tuning import tune as tune_and_report
-from src.training.building import rebuild
-from src.training.checkpoint_reader import read_checkpoint
-from src.training.devices import pick_device
+from src.training.building import open_saved_run
 from src.training.job import train_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,17 +121,14 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if checkpoint not in CHECKPOINTS or not path.is_file():
         raise ConfigError("checkpoint", str(path), "a run directory holding checkpoints/last.pt or best.pt")
-    saved = read_checkpoint(path)  # one line for a damaged, foreign or crafted file
-    config = OmegaConf.create(saved["config"])
-    placed_on = pick_device(device, key="device") if device else pick_device(config.trainer.device)
-    model, data = rebuild(config, saved["model"], placed_on, path)
+    saved = open_saved_run(path, device)
     return Run(
         run_dir=run_dir,
-        config=config,
+        config=saved.config,
         metrics=read_metrics(run_dir) or {},
-        history=saved["state"]["history"],
-        model=model,
-        data=data,
+        history=saved.checkpoint["state"]["history"],
+        model=saved.model,
+        data=saved.data,
     )
 
 

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.config.errors import ConfigError, cli, stop
 from src.runs import pictures
 from src.runs.atomic import write_bytes_atomically
-from src.training.building import rebuild
-from src.training.checkpoint_reader import read_checkpoint
-from src.training.devices import pick_device
+from src.training.building import open_saved_run
 from src.training.scoring import draw_confusion, draw_predictions, score
 
 log = logging.getLogger(__name__)
@@ -40,15 +38,8 @@ def evaluate_checkpoint(path: Path, device_name: str, data_root: str | None, run
     """Rebuild the checkpoint's model and data, evaluate on the test set, write evaluation.json and pictures."""
     if not path.is_file():
         raise ConfigError("ckpt", str(path), "the path of a run's checkpoints/last.pt or best.pt")
-    device = pick_device(device_name, key="device")
-    checkpoint = read_checkpoint(path)  # one line for a damaged, foreign, crafted or unknown-format file
-    config = OmegaConf.create(checkpoint["config"])
-    if data_root:
-        if "root" not in config.data:
-            no_root = "null: this checkpoint's data has no root folder (it is generated, or read from data.path)"
-            raise ConfigError("data_root", data_root, no_root)
-        config.data.root = data_root
-    model, data = rebuild(config, checkpoint["model"], device, path)
+    saved = open_saved_run(path, device_name, data_root)
+    model, data, checkpoint = saved.model, saved.data, saved.checkpoint
     test_loss, test_acc, predicted = score(model, data, "test")  # one pass: the figures and both pictures
     counts = pictures.confusion_matrix(predicted, data.test_y, data.num_classes)
     per_class = (counts.diag() / counts.sum(dim=1).clamp(min=1)).tolist()

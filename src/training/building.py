@@ -3,6 +3,7 @@ model with its optimizer and schedule, and the training step."""
 
 import json
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.errors import naming_key, require_argument_kinds
+from src.config.errors import ConfigError, naming_key, require_argument_kinds
+from src.data.batched import BatchedData
 from src.data.images import ImageData
 from src.data.series import SeriesData
-from src.training.checkpoint_reader import load_weights
+from src.training.checkpoint_reader import load_weights, read_checkpoint
+from src.training.devices import pick_device
 from src.training.precision import check_precision, make_scaler
 from src.training.randomness import GLOBAL_GENERATORS
 from src.training.schedules import Schedule, build_schedule
@@ -52,15 +55,34 @@ def build_model(config: DictConfig, input_size: int, num_classes: int, seq_len: 
         return instantiate(config, input_size=input_size, num_classes=num_classes, seq_len=seq_len)
 
 
-def rebuild(
-    config: DictConfig, weights: dict[str, torch.Tensor], device: torch.device, source: Path
-) -> tuple[torch.nn.Module, ImageData | SeriesData]:
-    """A saved run's model with its trained weights (from the checkpoint `source`), in eval mode, and its data,
-    both on the device: the data placed as the run's trainer.data_placement says, the model sized by it."""
+@dataclass
+class SavedRun:
+    """A run opened from one of its checkpoints: its config, its trained model (eval mode) and its data, both
+    on the device, and the checkpoint as read (its state: epoch, history)."""
+
+    config: DictConfig
+    model: torch.nn.Module
+    data: BatchedData
+    checkpoint: dict
+
+
+def open_saved_run(path: Path, device_name: str | None = None, data_root: str | None = None) -> SavedRun:
+    """The one way to open a saved run (src.evaluate, src.api.load_run): the checkpoint read safely (one line
+    for a damaged, foreign, crafted or unknown file), its model rebuilt with its weights on `device_name`
+    (default: the run's trainer.device), its data read again, from `data_root` when the files moved."""
+    device = pick_device(device_name, key="device") if device_name else None  # a bad value before any reading
+    checkpoint = read_checkpoint(path)
+    config = OmegaConf.create(checkpoint["config"])
+    device = device or pick_device(config.trainer.device)
+    if data_root:
+        if "root" not in config.data:
+            no_root = "null: this checkpoint's data has no root folder (it is generated, or read from data.path)"
+            raise ConfigError("data_root", data_root, no_root)
+        config.data.root = data_root
     data = build_data(config, device)
     model = build_model(config.model, data.input_size, data.num_classes, data.seq_len)
-    load_weights(model, weights, source)
-    return model.to(device).eval(), data
+    load_weights(model, checkpoint["model"], path)
+    return SavedRun(config, model.to(device).eval(), data, checkpoint)
 
 
 def build_training(
