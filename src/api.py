@@ -14,12 +14,11 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 
-from src.config.errors import ConfigError, one_line
-from src.config.schema import register_schemas
+from src.config.composition import compose_config
+from src.config.errors import ConfigError
 from src.data.images import ImageData
 from src.data.padded import Padded
 from src.data.series import SeriesData
@@ -87,17 +86,10 @@ class Run:
         return f'<p><b>{self.run_dir}</b>: {figures}</p><div style="{row}">{tags}</div>'
 
 
-def compose_config(*overrides: str) -> tuple[DictConfig, Path]:
-    """conf/ composed with Hydra's compose API and the CLI's overrides, and the run directory the CLI
-    would make of them (hydra.run.dir, under the project); a refused override is a ConfigError."""
-    register_schemas()
-    try:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    except Exception as error:
-        line = one_line(error)
-        refused = [override for override in overrides if override.split("=", 1)[0].lstrip("+~") in line]
-        raise ConfigError((refused or ["config"])[0].split("=", 1)[0], None, "", message=line) from error
+def compose_run(*overrides: str) -> tuple[DictConfig, Path]:
+    """conf/ composed with the CLI's overrides, and the run directory the CLI would make of them
+    (hydra.run.dir, under the project); a refused override is a ConfigError."""
+    cfg = compose_config(*overrides, with_hydra=True)
     with open_dict(cfg):
         run_dir = ROOT / str(cfg.hydra.run.dir)  # outputs/runs/<date>/<time to the microsecond>
         del cfg["hydra"]  # the job's config, as the CLI hands it to the task
@@ -107,7 +99,7 @@ def compose_config(*overrides: str) -> tuple[DictConfig, Path]:
 def train(*overrides: str, run_dir: str | Path | None = None) -> Run:
     """Compose conf/ with the overrides (as `python -m src.run` takes them), train in this process and
     return the Run (its model from the last checkpoint); errors in the config raise a ConfigError."""
-    cfg, fresh_dir = compose_config(*overrides)
+    cfg, fresh_dir = compose_run(*overrides)
     run_dir = Path(run_dir) if run_dir is not None else fresh_dir
     with hold_run_dir(run_dir):  # one writer per run directory, as for the command line
         train_job(cfg, run_dir, parallel_jobs=None, job_num=None, process_started=time.perf_counter())

@@ -4,19 +4,16 @@
 """
 
 import sys
-from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from src.config.composition import compose_config
 from src.config.errors import one_line
-from src.config.schema import model_summary, register_schemas, validate
+from src.config.schema import model_summary, validate
 from src.data.images import IMAGE_SHAPE, sequence_shape
 from src.models.parameters import format_parameters
 from src.training.building import build_data, build_model
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def describe(cfg: DictConfig) -> None:
@@ -58,10 +55,8 @@ def describe(cfg: DictConfig) -> None:
 
 def main(overrides: list[str]) -> None:
     """Compose conf/ with the overrides (no run directory: this command only reads) and describe it."""
-    register_schemas()
     try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            describe(compose("config", overrides=overrides))
+        describe(compose_config(*overrides))
     except Exception as error:
         sys.exit(f"error: {one_line(error)}")
 

@@ -20,7 +20,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import torch  # noqa: E402 (after the thread count is set)
 from cli_processes import CliProcess
-from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.errors import InstantiationException  # noqa: E402
 from omegaconf import DictConfig
 
@@ -127,9 +126,10 @@ def run_cli(
 
 
 def compose_config(*overrides: str, config_name: str = "config") -> DictConfig:
-    """conf/ composed with Hydra's compose API, as the CLI composes it (no run directory)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides))
+    """conf/ composed as the CLI composes it (no run directory): the project's one way, src/config/composition.py."""
+    from src.config.composition import compose_config as compose_project
+
+    return compose_project(*overrides, config_name=config_name)
 
 
 def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None) -> dict:
@@ -144,12 +144,16 @@ def train_in_process(run_dir: Path, *overrides: str, job_num: int | None = None)
 def refused_line(run_dir: Path, overrides: list[str], error: type[BaseException]) -> str:
     """Compose and train the overrides in-process, expecting `error` to refuse them before any result is
     written (Hydra's InstantiationException wraps what a `_target_` raised); the one line the CLI prints."""
-    from src.config.errors import one_line
+    from src.config.errors import ConfigError, one_line
     from src.training.job import train_job
 
-    with pytest.raises((error, InstantiationException)) as raised:
+    with pytest.raises((error, InstantiationException, ConfigError)) as raised:
         train_job(compose_config(*overrides), run_dir, None, None, time.perf_counter())
-    refused = raised.value.__cause__ if isinstance(raised.value, InstantiationException) else raised.value
+    # Hydra's refusals reach us wrapped: by instantiate, or by the composition's ConfigError naming the override.
+    wrapped = isinstance(raised.value, InstantiationException) or (
+        type(raised.value) is ConfigError and raised.value.__cause__ is not None and error is not ConfigError
+    )
+    refused = raised.value.__cause__ if wrapped else raised.value
     assert type(refused) is error
     assert not (run_dir / "metrics.json").exists()
     line = one_line(raised.value)

@@ -8,7 +8,7 @@ import torch
 from nbclient import NotebookClient
 
 from conftest import ROOT, TINY
-from src.api import Run, compose_config, load_run, train
+from src.api import Run, compose_run, load_run, train
 from src.config.errors import ConfigError
 
 
@@ -66,7 +66,7 @@ def test_train_raises_a_one_line_config_error_naming_the_key(tmp_path, override,
 
 
 def test_runs_without_a_directory_get_a_fresh_one_each():
-    (_, first), (_, second) = compose_config(*TINY), compose_config(*TINY)
+    (_, first), (_, second) = compose_run(*TINY), compose_run(*TINY)
     assert first != second and first.parent == second.parent == ROOT / "outputs" / "runs" / first.parent.name
 
 
