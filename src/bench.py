@@ -18,9 +18,10 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from src.config.errors import ConfigError, cli, stop
+from src.config.errors import ConfigError
 from src.config.schema import model_summary, register_schemas, validate
 from src.runs.atomic import write_bytes_atomically
+from src.runs.exits import cli, stop
 from src.training.building import build_data, fresh_step
 from src.training.devices import pick_device
 from src.training.loop_timing import LOOPS, Timing, measure

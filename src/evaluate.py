@@ -9,9 +9,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from src.config.errors import ConfigError, cli, stop
+from src.config.errors import ConfigError
 from src.runs import pictures
 from src.runs.atomic import write_bytes_atomically
+from src.runs.exits import cli, stop
 from src.training.building import open_saved_run
 from src.training.scoring import draw_confusion, draw_predictions, score
 

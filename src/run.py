@@ -20,8 +20,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.errors import cli, one_line, stop
+from src.config.errors import one_line
 from src.config.schema import register_schemas, validate
+from src.runs.exits import cli, stop
 from src.runs.results import failed_metrics, sweep_score, write_metrics
 from src.runs.runlock import hold_run_dir
 from src.sweeps.trial_report import in_study, trial_report, trials_at_once

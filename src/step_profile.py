@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from src.config.errors import ConfigError, cli
+from src.config.errors import ConfigError
 from src.config.schema import model_summary, register_schemas, validate
 from src.data.images import ImageData
 from src.runs.atomic import write_bytes_atomically
+from src.runs.exits import cli
 from src.training.building import build_data, fresh_step
 from src.training.devices import pick_device
 from src.training.steps import Step

@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from conftest import ROOT, TINY, cli_environment, run_cli
-from src.config.errors import cli
 from src.runs import tags
+from src.runs.exits import cli
 
 
 def test_a_real_run_writes_metrics_tensorboard_checkpoints_pictures_and_its_log(tmp_path):

@@ -2,21 +2,15 @@
 
 import errno
 import inspect
-import os
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn
-
-from src.runs.preemption import Preempted
 
 # Words torch's argument checks use for a key that the config spells otherwise.
 TORCH_WORDS = {"beta": "betas", "learning rate": "lr", "epsilon": "eps"}
 # Errors of writing: no space, a read-only file system or a full quota, a name too long, a file where a folder
 # must be made. A missing or unreadable file is not reported as a write.
 WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EFBIG, errno.ENOTDIR}
-_show_traceback = False  # set by `cli`: HYDRA_FULL_ERROR=1 asks for the traceback instead of one line
 
 
 class ConfigError(ValueError):
@@ -122,33 +116,3 @@ def one_line(error: BaseException) -> str:
         if line and not line.startswith(("full_key:", "object_type=", "reference_type=")):
             kept.append(line)
     return " ".join(kept) or type(error).__name__
-
-
-def stop(error: Exception) -> NoReturn:
-    """End a single run on its error with one line and exit 1, from inside the task function, where
-    raising would make Hydra print "Error executing job with overrides" before it; under `cli` with
-    HYDRA_FULL_ERROR=1, raise it for the traceback."""
-    if _show_traceback:
-        raise error
-    raise SystemExit(f"error: {one_line(error)}")
-
-
-def cli(app: Callable[[], Any]) -> None:
-    """Run a Hydra app; any error becomes one line and exit 1 (HYDRA_FULL_ERROR=1 shows the traceback), a
-    preemption one line and exit 128+signum."""
-    global _show_traceback
-    wants_traceback = _show_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of its multi-line report
-    try:
-        app()
-    except Preempted as preemption:  # its checkpoint is written; the exit status tells the scheduler which signal
-        print(f"error: {preemption}", file=sys.stderr)
-        sys.exit(preemption.code)
-    except KeyboardInterrupt:
-        print("error: interrupted; what was checkpointed is kept (trainer.resume=true continues it)", file=sys.stderr)
-        sys.exit(130)  # the shell's convention for SIGINT
-    except Exception as error:
-        if wants_traceback:
-            raise
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        sys.exit(1)
