@@ -2,7 +2,7 @@
 
 The entry points, src.training.job and src.training.building read the config; below them, the loop, the
 step, the data and the models take objects, values and small settings objects.
-Every error reaches the user as one line (src/config/errors.py `cli`).
+Every error reaches the user as one line (src/runs/exits.py `cli`).
 """
 
 import time
