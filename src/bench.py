@@ -5,7 +5,7 @@ The reference loop does what torchvision's MNIST + ToTensor + DataLoader do for 
 image, ToTensor, Normalize, collate in a worker process, copy to the device) and takes eager steps;
 the framework gathers batches from uint8 tensors already on the device and takes the step a run
 takes (replayed as a CUDA graph where trainer.cuda_graph allows). With `bench.step_check=N`, N steps of
-the framework's step are compared with eager steps from the same start (src/training/step_check.py).
+the framework's step are compared with eager steps from the same start (src/benchmarking/step_check.py).
 """
 
 import json
@@ -18,14 +18,14 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from src.benchmarking.loop_timing import LOOPS, Timing, measure
+from src.benchmarking.step_check import check_step
 from src.config.errors import ConfigError
 from src.config.schema import model_summary, register_schemas, validate
 from src.runs.atomic import write_bytes_atomically
 from src.runs.exits import cli, stop
 from src.training.building import build_data, fresh_step
 from src.training.devices import pick_device
-from src.training.loop_timing import LOOPS, Timing, measure
-from src.training.step_check import check_step
 
 log = logging.getLogger(__name__)
 register_schemas()

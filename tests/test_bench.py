@@ -7,11 +7,11 @@ import torch
 
 from conftest import compose_config
 from src.bench import run_bench, summary_lines
+from src.benchmarking.loop_timing import ReferenceImages, epoch_batches
+from src.benchmarking.step_check import check_step
 from src.config.errors import ConfigError
 from src.data.images import make_synthetic
 from src.models.recurrent import RecurrentClassifier
-from src.training.loop_timing import ReferenceImages, epoch_batches
-from src.training.step_check import check_step
 from src.training.steps import make_step
 
 SMALL = (

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from src.benchmarking.step_check import exact_kernels
 from src.config.errors import ConfigError, one_line
 from src.data.padded import Padded
 from src.models.recurrent import RecurrentClassifier
-from src.training.step_check import exact_kernels
 from src.training.steps import graph_blocker
 
 LENGTHS = torch.tensor([5, 1, 9, 3])

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau, StepLR
 
+from src.benchmarking.step_check import exact_kernels
 from src.config.choices import Interval
 from src.config.errors import ConfigError
 from src.models.recurrent import RecurrentClassifier
@@ -22,7 +23,6 @@ from src.training.checkpoint_reader import read_checkpoint
 from src.training.checkpoints import TrainState, checkpoint_bytes, restore, save_checkpoint
 from src.training.devices import own_stream
 from src.training.schedules import Schedule
-from src.training.step_check import exact_kernels
 from src.training.steps import GraphedStep, make_capturable, make_step, train_step, use_cuda_graph
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU: only the choice is tested

@@ -11,11 +11,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from src.benchmarking.step_check import FreshStep
 from src.data.batched import BatchedData
 from src.data.padded import Padded
 from src.data.series import SeriesData
 from src.training.scoring import evaluate
-from src.training.step_check import FreshStep
 
 LOOPS = ("reference", "framework")
 
