@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from experiments.gpu import plan
-from src.api import compose_config, load_run, train
+from src.api import compose_run, load_run, train
 from src.config.errors import one_line
 from src.training.building import build_data
 from src.training.checkpoints import read_checkpoint
@@ -34,7 +34,7 @@ class StepTimeout(Exception):
 
 def fashion(device: str, size: plan.Size, work: Path) -> tuple[str, dict]:
     """The data root's Fashion-MNIST files found, decoded and placed on the device (cached for later runs)."""
-    cfg, _ = compose_config(*size.fashion, *plan.on(device))
+    cfg, _ = compose_run(*size.fashion, *plan.on(device))
     data = build_data(cfg, pick_device(device))
     if data.device.type != torch.device(device).type:
         raise AssertionError(f"the images were placed on {data.device}, not {device}")
