@@ -19,9 +19,9 @@ from torch import Tensor, nn
 
 from src.config.composition import compose_config
 from src.config.errors import ConfigError
+from src.data.batched import BatchedData
 from src.data.images import ImageData
 from src.data.padded import Padded
-from src.data.series import SeriesData
 from src.runs import pictures
 from src.runs.results import read_metrics
 from src.runs.runlock import hold_run_dir
@@ -43,7 +43,7 @@ class Run:
     metrics: dict
     history: list[dict[str, float]]
     model: nn.Module  # in eval mode, on its device
-    data: ImageData | SeriesData
+    data: BatchedData
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -13,8 +13,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config.errors import ConfigError, naming_key, require_argument_kinds
 from src.data.batched import BatchedData
-from src.data.images import ImageData
-from src.data.series import SeriesData
 from src.training.checkpoint_reader import load_weights, read_checkpoint
 from src.training.devices import pick_device
 from src.training.precision import check_precision, make_scaler
@@ -28,7 +26,7 @@ INIT_LOCK = GLOBAL_GENERATORS
 DATA_LOCK = threading.Lock()
 
 
-def build_data(cfg: DictConfig, device: torch.device) -> ImageData | SeriesData:
+def build_data(cfg: DictConfig, device: torch.device) -> BatchedData:
     """The configured dataset, placed to deliver batches on the device; decoded once per distinct data
     config and device in this process (jobs of a sweep share it read-only)."""
     data_config = OmegaConf.to_container(cfg.data, resolve=True, enum_to_str=True)
@@ -36,14 +34,14 @@ def build_data(cfg: DictConfig, device: torch.device) -> ImageData | SeriesData:
 
 
 @lru_cache(maxsize=4)
-def _placed_data_unlocked(data_json: str, device: str, placement: str) -> ImageData | SeriesData:
+def _placed_data_unlocked(data_json: str, device: str, placement: str) -> BatchedData:
     data = instantiate(json.loads(data_json)).place(torch.device(device), placement)
     if data.device.type == "cuda":  # other jobs read it from their own streams: the copies must be done
         torch.cuda.current_stream(data.device).synchronize()
     return data
 
 
-def _placed_data(data_json: str, device: str, placement: str) -> ImageData | SeriesData:
+def _placed_data(data_json: str, device: str, placement: str) -> BatchedData:
     with DATA_LOCK:
         return _placed_data_unlocked(data_json, device, placement)
 
@@ -86,7 +84,7 @@ def open_saved_run(path: Path, device_name: str | None = None, data_root: str | 
 
 
 def build_training(
-    cfg: DictConfig, data: ImageData | SeriesData, device: torch.device
+    cfg: DictConfig, data: BatchedData, device: torch.device
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Schedule | None]:
     """The model sized by the data (initialised from cfg.seed), its optimizer and schedule, on the device."""
     # Values that compose but that torch refuses are reported under their config key.
@@ -110,7 +108,7 @@ def build_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None,
-    data: ImageData | SeriesData,
+    data: BatchedData,
     device: torch.device,
     scaler: torch.amp.GradScaler | None = None,
 ) -> Step:
@@ -121,9 +119,7 @@ def build_step(
     return make_step(model, optimizer, trainer.grad_clip_norm, trainer.precision, data.batch_size, graph, scaler)
 
 
-def fresh_step(
-    kind: str, cfg: DictConfig, data: ImageData | SeriesData, device: torch.device
-) -> tuple[torch.nn.Module, Step]:
+def fresh_step(kind: str, cfg: DictConfig, data: BatchedData, device: torch.device) -> tuple[torch.nn.Module, Step]:
     """A model from the seeded start and one kind of step to train it (no schedule: benchmarks compare
     steps): `framework` the step a run takes, `eager` the plain eager step, `eager_capturable` the eager
     step with Adam's lr and step count on the GPU, as a CUDA graph keeps them."""

@@ -7,16 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.data.images import ImageData
+from src.data.batched import BatchedData
 from src.data.series import SeriesData
 from src.runs import pictures
 from src.training.precision import autocast
 
 
 @torch.inference_mode()
-def score(
-    model: nn.Module, data: ImageData | SeriesData, split: str, precision: str = "fp32"
-) -> tuple[float, float, Tensor]:
+def score(model: nn.Module, data: BatchedData, split: str, precision: str = "fp32") -> tuple[float, float, Tensor]:
     """Mean cross-entropy, accuracy and the predicted class of every sample (in the split's order) of the
     model on a split, in one pass in eval mode."""
     model.eval()
@@ -32,17 +30,13 @@ def score(
     return loss_sum.item() / len(labels), (classes == labels.cpu()).sum().item() / len(labels), classes
 
 
-def evaluate(
-    model: nn.Module, data: ImageData | SeriesData, split: str, precision: str = "fp32"
-) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: BatchedData, split: str, precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy of the model on a split, in eval mode."""
     loss, accuracy, _ = score(model, data, split, precision)
     return loss, accuracy
 
 
-def draw_predictions(
-    model: nn.Module, data: ImageData | SeriesData, run_dir: Path, predicted: Tensor | None = None
-) -> np.ndarray:
+def draw_predictions(model: nn.Module, data: BatchedData, run_dir: Path, predicted: Tensor | None = None) -> np.ndarray:
     """predictions.png: the first 25 test images or series (the same in every run of a dataset) with the
     names of their predicted and true classes, taken from `predicted` (the whole test set's, in order)
     when given; returns its pixels (H, W, 3)."""
@@ -74,9 +68,7 @@ def draw_series_predictions(
     return pictures.render(pictures.series_grid(drawn, names, truths), run_dir / "predictions.png")
 
 
-def draw_confusion(
-    model: nn.Module, data: ImageData | SeriesData, run_dir: Path, predicted: Tensor | None = None
-) -> np.ndarray:
+def draw_confusion(model: nn.Module, data: BatchedData, run_dir: Path, predicted: Tensor | None = None) -> np.ndarray:
     """confusion.png: the confusion matrix of the whole test set, from `predicted` when given; returns its
     pixels (H, W, 3)."""
     predicted = score(model, data, "test")[2] if predicted is None else predicted
