@@ -44,9 +44,10 @@ def flat_value(value: object) -> int | float | str | bool:
 
 def column_value(config: dict, column: str) -> object:
     """A column's value in a resolved config: a dotted key, or the dataset / optimizer class."""
-    if column == "data":  # the image set, the archive problem, or your own file
+    if column == "data":  # the image set, the archive problem, your own file, or the loader's name
         data = config["data"]
-        return data.get("dataset") or data.get("name") or data.get("path") or "synthetic"
+        loader = str(data.get("_target_", "")).rsplit(".", 1)[-1].removeprefix("make_").removeprefix("load_")
+        return data.get("dataset") or data.get("name") or data.get("path") or loader
     if column == "optimizer":
         return config["optimizer"]["_target_"].rsplit(".", 1)[-1]
     node: object = config
