@@ -241,10 +241,13 @@ def test_hparam_keys_are_the_same_whatever_the_config():
             "model": {"cell": "gru"},
         }
     )
-    adam = hparam_values({"data": {}, "optimizer": {"_target_": "torch.optim.Adam", "betas": [0.9, 0.99]}})
+    synthetic = {"_target_": "src.data.images.make_synthetic"}
+    adam = hparam_values({"data": synthetic, "optimizer": {"_target_": "torch.optim.Adam", "betas": [0.9, 0.99]}})
     assert set(sgd) == set(adam) == {"data", "optimizer", *HPARAM_KEYS}
     assert (sgd["data"], sgd["optimizer"], sgd["model.cell"], adam["data"]) == ("mnist", "SGD", "gru", "synthetic")
     assert all(isinstance(value, (bool, int, float, str)) for value in adam.values())
+    toy = hparam_values({"data": {"_target_": "toy_family.load_toy"}, "optimizer": {"_target_": "torch.optim.SGD"}})
+    assert toy["data"] == "toy"  # a data set it does not know: its loader's name, never another set's
 
 
 def test_sweep_jobs_spread_over_several_gpus(monkeypatch):
