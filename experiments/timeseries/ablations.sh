@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 DEVICE=${DEVICE:-cpu}
 OUT=${OUT:-outputs/ablations}
-PROBLEMS=${PROBLEMS:-ArrowHead,GunPoint,ItalyPowerDemand,BasicMotions}
+PROBLEMS=${PROBLEMS:-ArrowHead,GunPoint,ItalyPowerDemand}
 common=(experiment=series "data.name=$PROBLEMS" seed=0,1,2 "trainer.device=$DEVICE"
     hydra/launcher=packed hydra.launcher.jobs_per_device=2 "hydra.sweep.subdir=\${hydra.job.num}")
 run() {  # name, then the overrides that make the variant
