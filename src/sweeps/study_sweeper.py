@@ -176,6 +176,8 @@ class StudyRun:
     def fill_and_tell(self, pool: ThreadPoolExecutor, taken_up: list, launch_one: Callable) -> None:
         """Keep the slots full (the trials taken up first) and tell each trial as soon as it ends; with
         heartbeats, fail the study's silent trials (whoever launched them) so that their copies run here."""
+        for trial in taken_up if self.settings.heartbeats else ():  # ours to take up, not stale ones to fail
+            self.study._storage.record_heartbeat(trial._trial_id)
         while True:
             if self.settings.heartbeats:
                 with warnings.catch_warnings():  # experimental in Optuna 5: the documented check all the same
