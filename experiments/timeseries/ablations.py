@@ -12,7 +12,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 VARIANTS = {
     "published": "LSTM-FCN as published",
-    "no_branch": "LSTM 8 alone",
     "no_branch_128": "LSTM 128 alone",
     "attention": "attention head",
     "shuffle": "dimension shuffle",
