@@ -2,12 +2,14 @@
 report over folds and seeds, and `tune` (a study on validation, then its pick over seeds on the test set)."""
 
 import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import compose_config, metrics_of, train_in_process
+from conftest import ROOT, compose_config, metrics_of, run_cli, train_in_process
 from src.config.errors import ConfigError, one_line
 from src.config.schema import validate
 from src.data.series_assembly import holdout
@@ -65,9 +67,20 @@ def test_the_report_averages_folds_and_seeds_of_one_configuration():
     assert group["val_acc_mean"] == pytest.approx(0.6) and group["test_acc_mean"] == pytest.approx(0.7)
 
 
-def test_tune_runs_the_study_then_its_pick_over_seeds_scoring_the_test_set_once_each(tmp_path):
-    """`hparams_search=series` end to end on a tiny problem, through the API (the CLI calls the same function)."""
+def test_tune_runs_the_study_then_its_pick_over_seeds_scoring_the_test_set_once_each(tmp_path, monkeypatch):
+    """`hparams_search=series` end to end on a tiny problem, through the API (the CLI calls the same function).
+    Each stage's `python -m src.run -m ...` runs as written, forked with the libraries imported (run_cli)
+    instead of in a fresh interpreter: seconds of imports saved twice."""
+    from types import SimpleNamespace
+
+    import src.sweeps.tuning as tuning
     from src.api import tune
+
+    def forked(command: list[str], cwd: Path, check: bool) -> subprocess.CompletedProcess:
+        assert command[1:3] == ["-m", "src.run"] and cwd == ROOT
+        return run_cli(*command[3:])
+
+    monkeypatch.setattr(tuning, "subprocess", SimpleNamespace(run=forked))
 
     tiny = ("data.name=ItalyPowerDemand", "trainer.epochs=2", "trainer.device=cpu", "model.filters=[4,8,4]")
     study = ("hydra.sweeper.n_trials=2", "hydra.sweeper.pruner.min_resource=1", "model.hidden_size=4")
